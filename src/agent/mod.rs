@@ -1,0 +1,235 @@
+//! The agent: asks the model for the next actions, runs them with its tools, and records
+//! everything as events. One `step` is one model call and the tool calls it asked for.
+
+pub mod messages;
+pub mod prompt;
+pub mod stuck;
+pub mod tools;
+pub mod truncate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::conversation::event::{
+    ActionEvent, Event, EventBody, MessageToolCall, Source, TextContent,
+};
+use crate::conversation::log::EventLog;
+use crate::llm::metrics::{Metrics, Prices};
+use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
+use tools::Tool;
+
+/// What a step ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// More steps are needed.
+    Continue,
+    /// The agent called `finish` or answered in plain text.
+    Finished,
+}
+
+/// Why a step could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error("cannot record an event: {0:#}")]
+    Store(anyhow::Error),
+}
+
+pub struct Agent {
+    llm: Arc<dyn LlmClient>,
+    tools: Vec<Arc<dyn Tool>>,
+    specs: Vec<ToolSpec>,
+    system_prompt: String,
+    prices: Prices,
+}
+
+/// A tool call turned into an action, or the message explaining why it could not be.
+type Prepared = Result<(Arc<dyn Tool>, Value), String>;
+
+impl Agent {
+    pub fn new(
+        llm: Arc<dyn LlmClient>,
+        tools: Vec<Arc<dyn Tool>>,
+        system_prompt: String,
+        prices: Prices,
+    ) -> Self {
+        let specs = tools.iter().map(|t| t.spec()).collect();
+        Agent {
+            llm,
+            tools,
+            specs,
+            system_prompt,
+            prices,
+        }
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.llm.model_name()
+    }
+
+    pub fn tools(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
+    }
+
+    /// The first event of a conversation: the system prompt and the tool definitions.
+    pub fn system_prompt_event(&self) -> Event {
+        let tools = self
+            .specs
+            .iter()
+            .map(|s| json!({"name": s.name, "description": s.description, "parameters": s.parameters}))
+            .collect();
+        Event::new(
+            Source::Agent,
+            EventBody::SystemPromptEvent {
+                system_prompt: TextContent::new(self.system_prompt.clone()),
+                tools,
+                dynamic_context: None,
+            },
+        )
+    }
+
+    /// One step: a completion, then every tool call it asked for, recorded in `log`.
+    pub async fn step(
+        &self,
+        log: &mut EventLog,
+        metrics: &mut Metrics,
+    ) -> Result<StepOutcome, StepError> {
+        let request = ChatRequest {
+            messages: messages::to_chat_messages(log.events()),
+            tools: self.specs.clone(),
+        };
+        let started = Instant::now();
+        let response = self.llm.complete(&request).await?;
+        metrics.record(&response, started.elapsed(), self.prices);
+        if response.tool_calls.is_empty() {
+            return self.reply_without_tools(log, response);
+        }
+        let prepared: Vec<Prepared> = response
+            .tool_calls
+            .iter()
+            .map(|c| self.prepare(c))
+            .collect();
+        let mut action_ids = Vec::with_capacity(prepared.len());
+        for (i, (call, prep)) in response.tool_calls.iter().zip(&prepared).enumerate() {
+            let event = action_event(&response, i, call, prep);
+            action_ids.push(event.id.clone());
+            log.push(event).map_err(StepError::Store)?;
+        }
+        let mut outcome = StepOutcome::Continue;
+        for ((call, prep), action_id) in response.tool_calls.iter().zip(prepared).zip(action_ids) {
+            let event = match prep {
+                Err(message) => Event::agent_error(&call.name, &call.id, message),
+                Ok((tool, action)) => {
+                    if tool.name() == "finish" {
+                        outcome = StepOutcome::Finished;
+                    }
+                    observation_event(call, &tool.execute(&action).await, action_id)
+                }
+            };
+            log.push(event).map_err(StepError::Store)?;
+        }
+        Ok(outcome)
+    }
+
+    /// A reply with no tool call: a final answer, or an empty turn the model is nudged out of.
+    fn reply_without_tools(
+        &self,
+        log: &mut EventLog,
+        response: ChatResponse,
+    ) -> Result<StepOutcome, StepError> {
+        let text = response.content.unwrap_or_default();
+        if text.trim().is_empty() {
+            let nudge =
+                "Your last reply had neither text nor a tool call. Continue the task with a \
+                         tool call, or call `finish` if it is done.";
+            log.push(Event::message(Source::Environment, "user", nudge))
+                .map_err(StepError::Store)?;
+            return Ok(StepOutcome::Continue);
+        }
+        let mut event = Event::message(Source::Agent, "assistant", text);
+        if let EventBody::MessageEvent {
+            llm_response_id, ..
+        } = &mut event.body
+        {
+            *llm_response_id = Some(response.id);
+        }
+        log.push(event).map_err(StepError::Store)?;
+        Ok(StepOutcome::Finished)
+    }
+
+    /// Finds the tool and parses the arguments; an `Err` is a message for the model.
+    fn prepare(&self, call: &ToolCall) -> Prepared {
+        let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
+            let names: Vec<&str> = self.tools.iter().map(|t| t.name()).collect();
+            return Err(format!(
+                "Tool '{}' does not exist. Available tools: {}.",
+                call.name,
+                names.join(", ")
+            ));
+        };
+        let arguments = if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            call.arguments.as_str()
+        };
+        let args: Value = serde_json::from_str(arguments).map_err(|e| {
+            format!(
+                "The arguments of your '{}' call are not valid JSON ({e}). Call the tool again with a \
+                 JSON object of arguments.",
+                call.name
+            )
+        })?;
+        let action = tool.parse_action(&args)?;
+        Ok((tool.clone(), action))
+    }
+}
+
+fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &Prepared) -> Event {
+    let thought = match (&response.content, index) {
+        (Some(text), 0) if !text.trim().is_empty() => vec![TextContent::new(text.clone())],
+        _ => Vec::new(),
+    };
+    let (action, summary) = match prep {
+        Ok((tool, action)) => (Some(action.clone()), Some(tool.summarize(action))),
+        Err(_) => (None, None),
+    };
+    Event::new(
+        Source::Agent,
+        EventBody::ActionEvent(Box::new(ActionEvent {
+            thought,
+            reasoning_content: (index == 0).then(|| response.reasoning.clone()).flatten(),
+            thinking_blocks: Vec::new(),
+            responses_reasoning_item: None,
+            action,
+            tool_name: call.name.clone(),
+            tool_call_id: call.id.clone(),
+            tool_call: MessageToolCall {
+                id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+                origin: "completion".into(),
+                responses_item_id: None,
+            },
+            llm_response_id: response.id.clone(),
+            security_risk: "UNKNOWN".into(),
+            critic_result: None,
+            summary,
+        })),
+    )
+}
+
+fn observation_event(call: &ToolCall, output: &tools::ToolOutput, action_id: String) -> Event {
+    Event::new(
+        Source::Environment,
+        EventBody::ObservationEvent {
+            tool_name: call.name.clone(),
+            tool_call_id: call.id.clone(),
+            observation: output.observation.clone(),
+            action_id,
+            extended_content: Vec::new(),
+        },
+    )
+}

@@ -1,0 +1,237 @@
+//! `RunConfig`: every input of a run, from flags and `SANDCRAB_*` / `LLM_*` environment
+//! variables. This module is the only place that reads the environment; everything after it
+//! takes plain configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::error::BadInput;
+use crate::llm::LlmConfig;
+
+/// Environment variables that hold secrets of the runner: never passed to the agent's shell.
+pub const SECRET_ENV_NAMES: &[&str] = &[
+    "LLM_API_KEY",
+    "SANDCRAB_LLM_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENROUTER_API_KEY",
+    "SESSION_API_KEY",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "INPUT_GITHUB-TOKEN",
+    "INPUT_LLM-API-KEY",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "CI_JOB_TOKEN",
+    "GITLAB_TOKEN",
+];
+
+/// Where the agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkspaceChoice {
+    /// The repository directory on this machine, no isolation.
+    Local,
+}
+
+/// Flags of `sandcrab run`; each can also come from the environment variable shown.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Run the bundled example (a tiny shell project with a bug) with the bundled scripted
+    /// model in a temporary git repository: no API key, no network.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Where the agent runs.
+    #[arg(long, value_enum, default_value = "local", env = "SANDCRAB_WORKSPACE")]
+    pub workspace: WorkspaceChoice,
+
+    /// The repository the agent works on.
+    #[arg(long, default_value = ".", env = "SANDCRAB_REPO_DIR")]
+    pub repo_dir: PathBuf,
+
+    /// The task, as text.
+    #[arg(long, env = "SANDCRAB_PROMPT", conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+
+    /// The task, from a file.
+    #[arg(long, env = "SANDCRAB_PROMPT_FILE")]
+    pub prompt_file: Option<PathBuf>,
+
+    /// anthropic/NAME, openai/NAME, openrouter/NAME, ollama/NAME, scripted:FILE.yaml, or any
+    /// name with --llm-base-url [env: SANDCRAB_MODEL, LLM_MODEL]
+    #[arg(long, env = "SANDCRAB_MODEL")]
+    pub model: Option<String>,
+
+    /// Base URL of an OpenAI-compatible or Anthropic API [env: SANDCRAB_LLM_BASE_URL, LLM_BASE_URL]
+    #[arg(long, env = "SANDCRAB_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// The model provider's API key.
+    #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+
+    /// Model calls before the run stops as failed.
+    #[arg(long, default_value_t = 100, env = "SANDCRAB_MAX_ITERATIONS")]
+    pub max_iterations: u32,
+
+    /// Folder for result.json, trajectory.jsonl, changes.patch and report.md.
+    #[arg(long, default_value = "sandcrab-out", env = "SANDCRAB_OUT")]
+    pub out: PathBuf,
+
+    /// Resume (or start) the conversation with this id; see --persistence-dir.
+    #[arg(long, env = "SANDCRAB_CONVERSATION_ID")]
+    pub conversation_id: Option<String>,
+
+    /// Where conversations are persisted [default: OUT/conversations]
+    #[arg(long, env = "SANDCRAB_PERSISTENCE_DIR")]
+    pub persistence_dir: Option<PathBuf>,
+
+    /// Retries of a model call on 429, 5xx and timeouts.
+    #[arg(long, default_value_t = 5, env = "SANDCRAB_LLM_NUM_RETRIES")]
+    pub llm_num_retries: u32,
+
+    /// First retry wait in seconds (doubles each retry; Retry-After wins when sent).
+    #[arg(long, default_value_t = 2.0, env = "SANDCRAB_LLM_RETRY_MIN_WAIT")]
+    pub llm_retry_min_wait: f64,
+
+    /// Timeout of one model call, in seconds.
+    #[arg(long, default_value_t = 300.0, env = "SANDCRAB_LLM_TIMEOUT")]
+    pub llm_timeout: f64,
+
+    /// USD per million input tokens, for cost when the provider does not report it.
+    #[arg(long, env = "SANDCRAB_INPUT_COST_PER_MTOK")]
+    pub input_cost_per_mtok: Option<f64>,
+
+    /// USD per million output tokens.
+    #[arg(long, env = "SANDCRAB_OUTPUT_COST_PER_MTOK")]
+    pub output_cost_per_mtok: Option<f64>,
+
+    /// Turn off stuck detection (for tasks that legitimately repeat a command).
+    #[arg(long, env = "SANDCRAB_NO_STUCK_DETECTION")]
+    pub no_stuck_detection: bool,
+}
+
+/// Where the task text comes from.
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    Text(String),
+    File(PathBuf),
+    /// The bundled example's task.
+    Demo,
+}
+
+/// Everything a run needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub demo: bool,
+    pub workspace: WorkspaceChoice,
+    pub repo_dir: PathBuf,
+    pub prompt: PromptSource,
+    pub llm: LlmConfig,
+    pub max_iterations: u32,
+    pub out_dir: PathBuf,
+    pub persistence_dir: PathBuf,
+    pub conversation_id: Option<String>,
+    pub stuck_detection: bool,
+    /// Secret values to redact everywhere.
+    pub secrets: Vec<String>,
+    /// Environment variable names removed from the agent's shell.
+    pub env_remove: Vec<String>,
+}
+
+impl RunConfig {
+    /// Resolves flags and environment into a config, or says what input is wrong.
+    pub fn from_args(args: RunArgs) -> Result<Self, BadInput> {
+        let prompt = prompt_source(&args)?;
+        let model = match (args.model.clone().or_else(|| env_nonempty("LLM_MODEL")), args.demo) {
+            (Some(model), _) => model,
+            (None, true) => crate::demo::MODEL.to_string(),
+            (None, false) => {
+                return Err(BadInput::new(
+                    "no model given: pass --model (e.g. anthropic/claude-sonnet-4-5, openai/gpt-4o, scripted:FILE.yaml) or set SANDCRAB_MODEL",
+                ))
+            }
+        };
+        let llm = llm_config(&args, model)?;
+        let persistence_dir = args
+            .persistence_dir
+            .clone()
+            .unwrap_or_else(|| args.out.join("conversations"));
+        let secrets = llm
+            .api_key
+            .iter()
+            .cloned()
+            .chain(secret_env_values())
+            .collect();
+        Ok(RunConfig {
+            demo: args.demo,
+            workspace: args.workspace,
+            repo_dir: args.repo_dir,
+            prompt,
+            llm,
+            max_iterations: args.max_iterations,
+            out_dir: args.out,
+            persistence_dir,
+            conversation_id: args.conversation_id,
+            stuck_detection: !args.no_stuck_detection,
+            secrets,
+            env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+}
+
+fn prompt_source(args: &RunArgs) -> Result<PromptSource, BadInput> {
+    match (&args.prompt, &args.prompt_file) {
+        (Some(text), _) if text.trim().is_empty() => Err(BadInput::new("--prompt is empty: give the agent a task")),
+        (Some(text), _) => Ok(PromptSource::Text(text.clone())),
+        (None, Some(path)) => Ok(PromptSource::File(path.clone())),
+        (None, None) if args.demo => Ok(PromptSource::Demo),
+        (None, None) if args.conversation_id.is_some() => Ok(PromptSource::Text(String::new())),
+        (None, None) => Err(BadInput::new(
+            "no task given: pass --prompt TEXT or --prompt-file FILE (or --demo to run the bundled example)",
+        )),
+    }
+}
+
+fn llm_config(args: &RunArgs, model: String) -> Result<LlmConfig, BadInput> {
+    let positive = |name: &str, v: f64| {
+        if v.is_finite() && v >= 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(BadInput::new(format!(
+                "{name} must be a number of seconds ≥ 0, got {v}"
+            )))
+        }
+    };
+    let mut llm = LlmConfig::new(model);
+    llm.base_url = args
+        .llm_base_url
+        .clone()
+        .or_else(|| env_nonempty("LLM_BASE_URL"));
+    llm.api_key = args.llm_api_key.clone().filter(|k| !k.is_empty());
+    llm.num_retries = args.llm_num_retries;
+    llm.retry_min_wait = positive("--llm-retry-min-wait", args.llm_retry_min_wait)?;
+    llm.retry_max_wait = llm.retry_max_wait.max(llm.retry_min_wait);
+    llm.timeout = positive("--llm-timeout", args.llm_timeout)?;
+    llm.input_cost_per_token = args.input_cost_per_mtok.map(|c| c / 1e6);
+    llm.output_cost_per_token = args.output_cost_per_mtok.map(|c| c / 1e6);
+    Ok(llm)
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Values of the secret variables set in this process, to redact wherever they show up.
+fn secret_env_values() -> impl Iterator<Item = String> {
+    SECRET_ENV_NAMES
+        .iter()
+        .filter_map(|name| env_nonempty(name))
+}
+
+/// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise).
+pub fn log_filter() -> String {
+    env_nonempty("SANDCRAB_LOG").unwrap_or_else(|| "warn".to_string())
+}

@@ -1,0 +1,334 @@
+//! Conversation events in the OpenHands agent-server's JSON shapes: every event is
+//! `{kind, id, timestamp, source, parent_id, ...}` with the same `kind` names and field names as
+//! the OpenHands SDK 1.58 (`SystemPromptEvent`, `MessageEvent`, `ActionEvent`, ...).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Agent,
+    User,
+    Environment,
+    Hook,
+}
+
+/// `{type: "text", text, cache_prompt}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextContent {
+    #[serde(rename = "type", default = "text_type")]
+    pub kind: String,
+    pub text: String,
+    #[serde(default)]
+    pub cache_prompt: bool,
+}
+
+fn text_type() -> String {
+    "text".into()
+}
+
+impl TextContent {
+    pub fn new(text: impl Into<String>) -> Self {
+        TextContent {
+            kind: text_type(),
+            text: text.into(),
+            cache_prompt: false,
+        }
+    }
+}
+
+/// A tool call as OpenHands stores it (`MessageToolCall`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+    #[serde(default = "completion_origin")]
+    pub origin: String,
+    #[serde(default)]
+    pub responses_item_id: Option<String>,
+}
+
+fn completion_origin() -> String {
+    "completion".into()
+}
+
+/// An LLM message (`Message`): role and content blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Vec<Value>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<MessageToolCall>>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    #[serde(default)]
+    pub thinking_blocks: Vec<Value>,
+    #[serde(default)]
+    pub responses_reasoning_item: Option<Value>,
+}
+
+impl Message {
+    pub fn text(role: &str, text: impl Into<String>) -> Self {
+        Message {
+            role: role.into(),
+            content: vec![serde_json::to_value(TextContent::new(text)).unwrap_or_default()],
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+            reasoning_content: None,
+            thinking_blocks: Vec::new(),
+            responses_reasoning_item: None,
+        }
+    }
+
+    /// The text of all `text` content blocks, joined.
+    pub fn text_content(&self) -> String {
+        text_of(&self.content)
+    }
+}
+
+/// Joins the `text` of content blocks (`[{type: "text", text}]`).
+pub fn text_of(content: &[Value]) -> String {
+    content
+        .iter()
+        .filter_map(|c| c.get("text").and_then(Value::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The body of an event, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum EventBody {
+    SystemPromptEvent {
+        system_prompt: TextContent,
+        tools: Vec<Value>,
+        #[serde(default)]
+        dynamic_context: Option<TextContent>,
+    },
+    MessageEvent {
+        llm_message: Message,
+        #[serde(default)]
+        llm_response_id: Option<String>,
+        #[serde(default)]
+        activated_skills: Vec<String>,
+        #[serde(default)]
+        extended_content: Vec<Value>,
+        #[serde(default)]
+        sender: Option<String>,
+        #[serde(default)]
+        critic_result: Option<Value>,
+    },
+    ActionEvent(Box<ActionEvent>),
+    ObservationEvent {
+        tool_name: String,
+        tool_call_id: String,
+        observation: Value,
+        action_id: String,
+        #[serde(default)]
+        extended_content: Vec<Value>,
+    },
+    AgentErrorEvent {
+        tool_name: String,
+        tool_call_id: String,
+        error: String,
+        #[serde(default)]
+        classification: Option<Value>,
+    },
+    ConversationStateUpdateEvent {
+        #[serde(default)]
+        key: String,
+        #[serde(default)]
+        value: Value,
+    },
+    ConversationErrorEvent {
+        code: String,
+        detail: String,
+        #[serde(default)]
+        classification: Option<Value>,
+    },
+    PauseEvent {},
+}
+
+/// The agent asked for a tool call. `action` is `None` when the call could not be turned into
+/// an action (unknown tool, malformed arguments); an `AgentErrorEvent` follows it then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub thought: Vec<TextContent>,
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    #[serde(default)]
+    pub thinking_blocks: Vec<Value>,
+    #[serde(default)]
+    pub responses_reasoning_item: Option<Value>,
+    #[serde(default)]
+    pub action: Option<Value>,
+    pub tool_name: String,
+    pub tool_call_id: String,
+    pub tool_call: MessageToolCall,
+    pub llm_response_id: String,
+    #[serde(default = "unknown_risk")]
+    pub security_risk: String,
+    #[serde(default)]
+    pub critic_result: Option<Value>,
+    #[serde(default)]
+    pub summary: Option<String>,
+}
+
+fn unknown_risk() -> String {
+    "UNKNOWN".into()
+}
+
+/// One event: the common header and its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub timestamp: String,
+    pub source: Source,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl Event {
+    /// A new event with a fresh id and the current time.
+    pub fn new(source: Source, body: EventBody) -> Self {
+        Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: now_timestamp(),
+            source,
+            parent_id: None,
+            body,
+        }
+    }
+
+    /// The `kind` name (`ActionEvent`...).
+    pub fn kind(&self) -> &'static str {
+        match &self.body {
+            EventBody::SystemPromptEvent { .. } => "SystemPromptEvent",
+            EventBody::MessageEvent { .. } => "MessageEvent",
+            EventBody::ActionEvent(_) => "ActionEvent",
+            EventBody::ObservationEvent { .. } => "ObservationEvent",
+            EventBody::AgentErrorEvent { .. } => "AgentErrorEvent",
+            EventBody::ConversationStateUpdateEvent { .. } => "ConversationStateUpdateEvent",
+            EventBody::ConversationErrorEvent { .. } => "ConversationErrorEvent",
+            EventBody::PauseEvent {} => "PauseEvent",
+        }
+    }
+
+    pub fn user_message(text: impl Into<String>) -> Self {
+        Self::message(Source::User, "user", text)
+    }
+
+    pub fn message(source: Source, role: &str, text: impl Into<String>) -> Self {
+        Event::new(
+            source,
+            EventBody::MessageEvent {
+                llm_message: Message::text(role, text),
+                llm_response_id: None,
+                activated_skills: Vec::new(),
+                extended_content: Vec::new(),
+                sender: None,
+                critic_result: None,
+            },
+        )
+    }
+
+    pub fn agent_error(tool_name: &str, tool_call_id: &str, error: impl Into<String>) -> Self {
+        Event::new(
+            Source::Agent,
+            EventBody::AgentErrorEvent {
+                tool_name: tool_name.into(),
+                tool_call_id: tool_call_id.into(),
+                error: error.into(),
+                classification: None,
+            },
+        )
+    }
+
+    pub fn conversation_error(code: &str, detail: impl Into<String>) -> Self {
+        Event::new(
+            Source::Environment,
+            EventBody::ConversationErrorEvent {
+                code: code.into(),
+                detail: detail.into(),
+                classification: None,
+            },
+        )
+    }
+
+    pub fn state_update(key: &str, value: Value) -> Self {
+        Event::new(
+            Source::Environment,
+            EventBody::ConversationStateUpdateEvent {
+                key: key.into(),
+                value,
+            },
+        )
+    }
+}
+
+/// The current time in OpenHands' timestamp format (ISO 8601, microseconds, no zone; UTC).
+pub fn now_timestamp() -> String {
+    chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn action_event_round_trips_in_openhands_shape() {
+        let json = json!({
+            "kind": "ActionEvent", "id": "a1", "timestamp": "2026-01-01T00:00:00.000000",
+            "source": "agent", "parent_id": null,
+            "thought": [{"type": "text", "text": "look", "cache_prompt": false}],
+            "action": {"kind": "TerminalAction", "command": "ls", "is_input": false,
+                       "timeout": null, "reset": false},
+            "tool_name": "terminal", "tool_call_id": "c1",
+            "tool_call": {"id": "c1", "name": "terminal", "arguments": "{\"command\":\"ls\"}",
+                          "origin": "completion"},
+            "llm_response_id": "r1", "security_risk": "UNKNOWN"
+        });
+        let event: Event = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(event.kind(), "ActionEvent");
+        let back = serde_json::to_value(&event).unwrap();
+        assert_eq!(back["kind"], "ActionEvent");
+        assert_eq!(
+            back["tool_call"]["arguments"],
+            json["tool_call"]["arguments"]
+        );
+        assert_eq!(back["action"], json["action"]);
+    }
+
+    #[test]
+    fn message_event_serializes_kind_and_source() {
+        let event = Event::user_message("fix the bug");
+        let v = serde_json::to_value(&event).unwrap();
+        assert_eq!(v["kind"], "MessageEvent");
+        assert_eq!(v["source"], "user");
+        assert_eq!(v["llm_message"]["role"], "user");
+        assert_eq!(v["llm_message"]["content"][0]["text"], "fix the bug");
+    }
+
+    #[test]
+    fn pause_event_has_only_the_header() {
+        let v = serde_json::to_value(Event::new(Source::User, EventBody::PauseEvent {})).unwrap();
+        assert_eq!(v["kind"], "PauseEvent");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back.kind(), "PauseEvent");
+    }
+}

@@ -1,0 +1,356 @@
+//! `LocalConversation`: the agent loop in this process, with tools acting on this machine.
+//! Events are persisted as they happen; opening an existing id resumes where it stopped.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::event::{now_timestamp, Event, EventBody, Source};
+use super::log::{EventLog, Listener};
+use super::state::{AgentInfo, ConversationState, ExecutionStatus, WorkspaceInfo};
+use super::store::{self, EventStore};
+use crate::agent::stuck::{self, StuckThresholds};
+use crate::agent::{Agent, StepError, StepOutcome};
+use crate::llm::metrics::ConversationStats;
+use crate::redact::Redactor;
+
+/// How a conversation is set up.
+#[derive(Debug, Clone)]
+pub struct ConversationOptions {
+    /// Resume this id when it is persisted, else start it with this id.
+    pub id: Option<String>,
+    /// Where events are kept; `None` keeps them in memory only.
+    pub persistence_dir: Option<PathBuf>,
+    pub max_iterations: u32,
+    pub stuck_detection: bool,
+    pub stuck_thresholds: StuckThresholds,
+    /// Values hidden from every event.
+    pub secrets: Vec<String>,
+    pub workspace: WorkspaceInfo,
+}
+
+impl ConversationOptions {
+    pub fn new(working_dir: &str) -> Self {
+        ConversationOptions {
+            id: None,
+            persistence_dir: None,
+            max_iterations: 100,
+            stuck_detection: true,
+            stuck_thresholds: StuckThresholds::default(),
+            secrets: Vec::new(),
+            workspace: WorkspaceInfo {
+                kind: "LocalWorkspace".into(),
+                working_dir: working_dir.into(),
+            },
+        }
+    }
+}
+
+/// Why `run` returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    Finished,
+    Stuck(String),
+    MaxIterations(u32),
+    /// The model failed for good, or an event could not be recorded.
+    Error(String),
+    Paused,
+}
+
+pub struct LocalConversation {
+    agent: Agent,
+    log: EventLog,
+    state: ConversationState,
+    options: ConversationOptions,
+    pause: Arc<AtomicBool>,
+    resumed: bool,
+}
+
+impl LocalConversation {
+    /// Starts a conversation, or resumes `options.id` when it is persisted.
+    pub fn open(agent: Agent, options: ConversationOptions) -> Result<Self> {
+        let id = options
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let redactor = Redactor::new(options.secrets.iter().cloned());
+        let resumable = options
+            .persistence_dir
+            .as_deref()
+            .is_some_and(|d| store::exists(d, &id));
+        let (state, events) = match (&options.persistence_dir, resumable) {
+            (Some(dir), true) => store::load(dir, &id)?,
+            _ => (new_state(&id, &agent, &options), Vec::new()),
+        };
+        let store = match &options.persistence_dir {
+            Some(dir) => Some(EventStore::open(dir, &id)?),
+            None => None,
+        };
+        let log = EventLog::new(events, store, redactor);
+        let mut conv = LocalConversation {
+            agent,
+            log,
+            state,
+            options,
+            pause: Arc::new(AtomicBool::new(false)),
+            resumed: resumable,
+        };
+        if resumable {
+            conv.prepare_resume()?;
+        } else {
+            let system = conv.agent.system_prompt_event();
+            conv.log.push(system)?;
+        }
+        conv.save_state()?;
+        Ok(conv)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Whether `open` found this conversation on disk.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    pub fn status(&self) -> ExecutionStatus {
+        self.state.execution_status
+    }
+
+    pub fn state(&self) -> &ConversationState {
+        &self.state
+    }
+
+    pub fn events(&self) -> &[Event] {
+        self.log.events()
+    }
+
+    pub fn stats(&self) -> &ConversationStats {
+        &self.state.stats
+    }
+
+    pub fn add_listener(&mut self, listener: Listener) {
+        self.log.add_listener(listener);
+    }
+
+    /// A flag that, once set, pauses the run between steps.
+    pub fn pause_handle(&self) -> Arc<AtomicBool> {
+        self.pause.clone()
+    }
+
+    /// Records the commit the work started from, unless a resumed state already has one.
+    pub fn set_base_commit(&mut self, commit: Option<String>) -> Result<()> {
+        if self.state.base_commit.is_none() {
+            self.state.base_commit = commit;
+            self.save_state()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a user message; a finished or stuck conversation becomes idle again.
+    pub fn send_message(&mut self, text: &str) -> Result<()> {
+        self.log.push(Event::user_message(text))?;
+        if self.state.execution_status.is_terminal() {
+            self.set_status(ExecutionStatus::Idle)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the agent until it finishes, gets stuck, fails, pauses or uses its iterations.
+    /// A finished conversation returns at once (send a message to continue it).
+    pub async fn run(&mut self) -> Result<RunEnd> {
+        if self.state.execution_status == ExecutionStatus::Finished {
+            return Ok(RunEnd::Finished);
+        }
+        self.pause.store(false, Ordering::SeqCst);
+        self.set_status(ExecutionStatus::Running)?;
+        let end = self.run_loop().await;
+        let status = match &end {
+            RunEnd::Finished => ExecutionStatus::Finished,
+            RunEnd::Stuck(_) => ExecutionStatus::Stuck,
+            RunEnd::MaxIterations(_) | RunEnd::Error(_) => ExecutionStatus::Error,
+            RunEnd::Paused => ExecutionStatus::Paused,
+        };
+        self.record_end(&end)?;
+        self.set_status(status)?;
+        self.log.push(Event::state_update(
+            "stats",
+            serde_json::to_value(&self.state.stats)?,
+        ))?;
+        Ok(end)
+    }
+
+    async fn run_loop(&mut self) -> RunEnd {
+        let mut iterations = 0;
+        loop {
+            if self.pause.load(Ordering::SeqCst) {
+                return RunEnd::Paused;
+            }
+            if iterations >= self.options.max_iterations {
+                return RunEnd::MaxIterations(iterations);
+            }
+            if self.options.stuck_detection {
+                if let Some(reason) =
+                    stuck::detect(self.log.events(), &self.options.stuck_thresholds)
+                {
+                    return RunEnd::Stuck(reason);
+                }
+            }
+            let metrics = self.state.stats.agent(self.agent.model_name());
+            let outcome = self.agent.step(&mut self.log, metrics).await;
+            iterations += 1;
+            self.state.iterations += 1;
+            match outcome {
+                Ok(StepOutcome::Finished) => return RunEnd::Finished,
+                Ok(StepOutcome::Continue) => {}
+                Err(StepError::Llm(e)) => return RunEnd::Error(e.to_string()),
+                Err(e @ StepError::Store(_)) => return RunEnd::Error(e.to_string()),
+            }
+        }
+    }
+
+    fn record_end(&mut self, end: &RunEnd) -> Result<()> {
+        let event = match end {
+            RunEnd::MaxIterations(n) => Event::conversation_error(
+                "MaxIterationsReached",
+                format!("the agent used all {n} iterations without finishing; raise --max-iterations or narrow the task"),
+            ),
+            RunEnd::Error(detail) => Event::conversation_error("LLMError", detail.clone()),
+            RunEnd::Stuck(reason) => Event::conversation_error("StuckDetected", reason.clone()),
+            RunEnd::Paused => Event::new(Source::User, EventBody::PauseEvent {}),
+            RunEnd::Finished => return Ok(()),
+        };
+        self.log.push(event)
+    }
+
+    fn set_status(&mut self, status: ExecutionStatus) -> Result<()> {
+        self.state.execution_status = status;
+        self.log.push(Event::state_update(
+            "execution_status",
+            json!(status.as_str()),
+        ))?;
+        self.save_state()
+    }
+
+    fn save_state(&mut self) -> Result<()> {
+        self.state.updated_at = now_timestamp();
+        if let Some(store) = self.log.store() {
+            store.save_state(&self.state)?;
+        }
+        Ok(())
+    }
+
+    /// A resumed conversation: tools get their state back, actions cut off by the interruption
+    /// get an error result, and a run that was killed mid-way becomes idle.
+    fn prepare_resume(&mut self) -> Result<()> {
+        for tool in self.agent.tools() {
+            if let Some(obs) = last_observation(self.log.events(), tool.name()) {
+                tool.restore(&obs);
+            }
+        }
+        for (name, call_id) in dangling_calls(self.log.events()) {
+            let msg = "This action was interrupted before it completed (the run was stopped); check its effects before repeating it.";
+            self.log.push(Event::agent_error(&name, &call_id, msg))?;
+        }
+        if self.state.execution_status == ExecutionStatus::Running {
+            self.state.execution_status = ExecutionStatus::Idle;
+        }
+        Ok(())
+    }
+
+    /// The agent's final answer: the `finish` message, or its last plain reply.
+    pub fn final_response(&self) -> Option<String> {
+        self.log
+            .events()
+            .iter()
+            .rev()
+            .find_map(|e| match &e.body {
+                EventBody::ActionEvent(a) if a.tool_name == "finish" => a
+                    .action
+                    .as_ref()
+                    .and_then(|v| v["message"].as_str())
+                    .map(String::from),
+                EventBody::MessageEvent { llm_message, .. } if e.source == Source::Agent => {
+                    Some(llm_message.text_content())
+                }
+                EventBody::MessageEvent { .. } if e.source == Source::User => Some(String::new()),
+                _ => None,
+            })
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The text of the last message the user sent.
+    pub fn last_user_message(&self) -> Option<String> {
+        self.log.events().iter().rev().find_map(|e| match &e.body {
+            EventBody::MessageEvent { llm_message, .. } if e.source == Source::User => {
+                Some(llm_message.text_content())
+            }
+            _ => None,
+        })
+    }
+
+    /// Saves the state, flushes the events and releases the tools.
+    pub async fn close(&mut self) -> Result<()> {
+        for tool in self.agent.tools() {
+            tool.close().await;
+        }
+        self.save_state()?;
+        if let Some(store) = self.log.store() {
+            store.sync()?;
+        }
+        Ok(())
+    }
+}
+
+fn new_state(id: &str, agent: &Agent, options: &ConversationOptions) -> ConversationState {
+    let now = now_timestamp();
+    ConversationState {
+        id: id.to_string(),
+        execution_status: ExecutionStatus::Idle,
+        agent: AgentInfo {
+            kind: "Agent".into(),
+            model: agent.model_name().to_string(),
+            tools: agent.tools().iter().map(|t| t.name().to_string()).collect(),
+        },
+        workspace: options.workspace.clone(),
+        max_iterations: options.max_iterations,
+        stuck_detection: options.stuck_detection,
+        stats: ConversationStats::default(),
+        iterations: 0,
+        base_commit: None,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+/// The last observation of `tool`, if it ran.
+pub fn last_observation(events: &[Event], tool: &str) -> Option<Value> {
+    events.iter().rev().find_map(|e| match &e.body {
+        EventBody::ObservationEvent {
+            tool_name,
+            observation,
+            ..
+        } if tool_name == tool => Some(observation.clone()),
+        _ => None,
+    })
+}
+
+/// Tool calls with an action event but no observation or error after it.
+fn dangling_calls(events: &[Event]) -> Vec<(String, String)> {
+    let mut open: Vec<(String, String)> = Vec::new();
+    for event in events {
+        match &event.body {
+            EventBody::ActionEvent(a) => open.push((a.tool_name.clone(), a.tool_call_id.clone())),
+            EventBody::ObservationEvent { tool_call_id, .. }
+            | EventBody::AgentErrorEvent { tool_call_id, .. } => {
+                open.retain(|(_, id)| id != tool_call_id);
+            }
+            _ => {}
+        }
+    }
+    open
+}

@@ -1,0 +1,26 @@
+//! Exit codes and the error kind that maps to "bad input or setup".
+
+/// The process exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// The agent finished.
+    Finished = 0,
+    /// The agent failed: stuck, out of iterations, or the model failed for good.
+    AgentFailed = 1,
+    /// Bad input or setup: a missing prompt, an unreadable directory, an unknown model...
+    BadInput = 2,
+    /// Stopped by SIGINT/SIGTERM; partial results were written.
+    Interrupted = 130,
+}
+
+/// An error the user must fix in their input or setup (exit 2). The message is one line:
+/// what failed, why, and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+impl BadInput {
+    pub fn new(message: impl Into<String>) -> Self {
+        BadInput(message.into())
+    }
+}

@@ -1,0 +1,321 @@
+//! LLM clients: OpenAI-compatible chat completions, Anthropic Messages and a scripted model,
+//! chosen from the model string, with retries and token/cost metrics.
+
+pub mod anthropic;
+pub mod metrics;
+pub mod openai;
+pub mod retry;
+pub mod scripted;
+pub mod types;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use types::{ChatMessage, ChatRequest, ChatResponse, Role, ToolCall, ToolSpec, Usage};
+
+/// A chat model that can call tools.
+#[async_trait]
+pub trait LlmClient: Send + Sync {
+    /// The model name as reported in metrics (e.g. `openai/gpt-4o`, `scripted:fix.yaml`).
+    fn model_name(&self) -> &str;
+
+    /// One completion. Retries (429, 5xx, timeouts) happen inside; an `Err` is final.
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
+}
+
+/// Why a completion failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The provider answered with an HTTP error that retrying will not fix (400, 401, 404...),
+    /// or a retryable one after the retry budget was spent.
+    #[error("the model provider answered HTTP {status} after {attempts} attempt(s): {body}")]
+    Http {
+        status: u16,
+        body: String,
+        attempts: u32,
+    },
+    /// No answer: connection refused, reset, DNS, or a timeout, after every retry.
+    #[error("could not reach the model provider after {attempts} attempt(s): {message}")]
+    Transport { message: String, attempts: u32 },
+    /// The provider answered 200 with a body we cannot read.
+    #[error("the model provider's answer could not be read: {0}")]
+    Decode(String),
+    /// The scripted model has no step for this request.
+    #[error("scripted model: {0}")]
+    Script(String),
+}
+
+/// How to reach a model; built by `RunConfig`.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// `anthropic/NAME`, `openai/NAME`, `openrouter/NAME`, `ollama/NAME`, `scripted:FILE.yaml`,
+    /// or any name when `base_url` is set (vLLM, LiteLLM proxies...).
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// Retries after the first attempt, on 429, 5xx, timeouts and connection errors.
+    pub num_retries: u32,
+    /// First backoff; doubles each retry, capped at `retry_max_wait`, with jitter.
+    pub retry_min_wait: Duration,
+    pub retry_max_wait: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    pub max_output_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    /// USD per input / output token, for cost when the provider does not report it.
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+}
+
+impl LlmConfig {
+    /// A config with the defaults of a real run for `model`.
+    pub fn new(model: impl Into<String>) -> Self {
+        LlmConfig {
+            model: model.into(),
+            base_url: None,
+            api_key: None,
+            num_retries: 5,
+            retry_min_wait: Duration::from_secs(2),
+            retry_max_wait: Duration::from_secs(60),
+            timeout: Duration::from_secs(300),
+            max_output_tokens: None,
+            temperature: None,
+            input_cost_per_token: None,
+            output_cost_per_token: None,
+        }
+    }
+}
+
+/// Why a model could not be set up (bad input: the run exits 2).
+#[derive(Debug, thiserror::Error)]
+pub enum LlmSetupError {
+    #[error("unknown model '{model}': use anthropic/NAME, openai/NAME, openrouter/NAME, ollama/NAME, scripted:FILE.yaml, or pass --llm-base-url for an OpenAI-compatible server")]
+    UnknownModel { model: String },
+    #[error("model '{model}' needs an API key: set LLM_API_KEY or pass --llm-api-key")]
+    MissingApiKey { model: String },
+    #[error("scripted model {path}: {reason}")]
+    Script { path: String, reason: String },
+    #[error("could not build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Builds the client the model string names.
+pub fn build_client(config: &LlmConfig) -> Result<Arc<dyn LlmClient>, LlmSetupError> {
+    build_client_for_workspace(config, None)
+}
+
+/// Builds the client the model string names; a scripted model replaces `${WORKSPACE}` in its
+/// arguments with `workspace` (see [`scripted`]). HTTP models ignore `workspace`.
+pub fn build_client_for_workspace(
+    config: &LlmConfig,
+    workspace: Option<&Path>,
+) -> Result<Arc<dyn LlmClient>, LlmSetupError> {
+    Ok(match ModelSpec::parse(config)? {
+        ModelSpec::Scripted { path } => Arc::new(load_script(&config.model, &path, workspace)?),
+        ModelSpec::Anthropic { model, base_url } => {
+            Arc::new(anthropic::AnthropicClient::new(config, &model, &base_url)?)
+        }
+        ModelSpec::OpenAi { model, base_url } => {
+            Arc::new(openai::OpenAiClient::new(config, &model, &base_url)?)
+        }
+    })
+}
+
+fn load_script(
+    name: &str,
+    path: &str,
+    workspace: Option<&Path>,
+) -> Result<scripted::ScriptedModel, LlmSetupError> {
+    let script_error = |reason: String| LlmSetupError::Script {
+        path: path.to_string(),
+        reason,
+    };
+    let yaml = std::fs::read_to_string(path)
+        .map_err(|e| script_error(format!("could not read the file: {e}")))?;
+    scripted::ScriptedModel::from_yaml(name, &yaml, workspace.map(Path::to_path_buf))
+        .map_err(script_error)
+}
+
+/// What a model string names: which client, which model on the wire, which server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ModelSpec {
+    Scripted { path: String },
+    Anthropic { model: String, base_url: String },
+    OpenAi { model: String, base_url: String },
+}
+
+/// A provider prefix: its default server and whether that server needs a key.
+struct Provider {
+    prefix: &'static str,
+    anthropic: bool,
+    default_base_url: &'static str,
+    needs_key: bool,
+}
+
+const PROVIDERS: [Provider; 4] = [
+    Provider {
+        prefix: "anthropic/",
+        anthropic: true,
+        default_base_url: "https://api.anthropic.com",
+        needs_key: true,
+    },
+    Provider {
+        prefix: "openai/",
+        anthropic: false,
+        default_base_url: "https://api.openai.com/v1",
+        needs_key: true,
+    },
+    Provider {
+        prefix: "openrouter/",
+        anthropic: false,
+        default_base_url: "https://openrouter.ai/api/v1",
+        needs_key: true,
+    },
+    Provider {
+        prefix: "ollama/",
+        anthropic: false,
+        default_base_url: "http://localhost:11434/v1",
+        needs_key: false,
+    },
+];
+
+impl ModelSpec {
+    /// Reads `config.model`. An empty `base_url` or `api_key` counts as unset, and trailing
+    /// slashes of `base_url` are dropped.
+    fn parse(config: &LlmConfig) -> Result<ModelSpec, LlmSetupError> {
+        let model = config.model.trim();
+        if let Some(path) = model.strip_prefix("scripted:") {
+            return Ok(ModelSpec::Scripted {
+                path: path.to_string(),
+            });
+        }
+        let base_url = non_empty(&config.base_url).map(|url| url.trim_end_matches('/'));
+        let has_key = non_empty(&config.api_key).is_some();
+        let unknown = || LlmSetupError::UnknownModel {
+            model: config.model.clone(),
+        };
+        let Some((provider, name)) = split_provider(model) else {
+            let base_url = base_url.ok_or_else(unknown)?;
+            return Ok(ModelSpec::http(false, model, base_url));
+        };
+        if name.is_empty() {
+            return Err(unknown());
+        }
+        if provider.needs_key && !has_key && base_url.is_none() {
+            return Err(LlmSetupError::MissingApiKey {
+                model: config.model.clone(),
+            });
+        }
+        let base_url = base_url.unwrap_or(provider.default_base_url);
+        Ok(ModelSpec::http(provider.anthropic, name, base_url))
+    }
+
+    fn http(anthropic: bool, model: &str, base_url: &str) -> ModelSpec {
+        let (model, base_url) = (model.to_string(), base_url.to_string());
+        if anthropic {
+            ModelSpec::Anthropic { model, base_url }
+        } else {
+            ModelSpec::OpenAi { model, base_url }
+        }
+    }
+}
+
+/// The provider a model string starts with, and the model name after its prefix.
+fn split_provider(model: &str) -> Option<(&'static Provider, &str)> {
+    PROVIDERS
+        .iter()
+        .find_map(|p| model.strip_prefix(p.prefix).map(|name| (p, name)))
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(model: &str, base_url: Option<&str>, key: Option<&str>) -> ModelSpec {
+        let mut config = LlmConfig::new(model);
+        config.base_url = base_url.map(str::to_string);
+        config.api_key = key.map(str::to_string);
+        ModelSpec::parse(&config).unwrap()
+    }
+
+    fn spec_error(model: &str, base_url: Option<&str>, key: Option<&str>) -> LlmSetupError {
+        let mut config = LlmConfig::new(model);
+        config.base_url = base_url.map(str::to_string);
+        config.api_key = key.map(str::to_string);
+        ModelSpec::parse(&config).unwrap_err()
+    }
+
+    fn openai(model: &str, base_url: &str) -> ModelSpec {
+        ModelSpec::OpenAi {
+            model: model.into(),
+            base_url: base_url.into(),
+        }
+    }
+
+    #[test]
+    fn provider_prefixes_pick_client_model_and_default_server() {
+        let anthropic = ModelSpec::Anthropic {
+            model: "claude-sonnet-4-5".into(),
+            base_url: "https://api.anthropic.com".into(),
+        };
+        assert_eq!(
+            spec("anthropic/claude-sonnet-4-5", None, Some("k")),
+            anthropic
+        );
+        let gpt = openai("gpt-4o", "https://api.openai.com/v1");
+        assert_eq!(spec("openai/gpt-4o", None, Some("k")), gpt);
+        let router = openai("meta-llama/llama-3-70b", "https://openrouter.ai/api/v1");
+        assert_eq!(
+            spec("openrouter/meta-llama/llama-3-70b", None, Some("k")),
+            router
+        );
+        let local = openai("qwen2.5-coder", "http://localhost:11434/v1");
+        assert_eq!(spec("ollama/qwen2.5-coder", None, None), local);
+    }
+
+    #[test]
+    fn base_url_overrides_and_loses_trailing_slashes() {
+        let vllm = openai("Qwen/Qwen3-8B", "http://gpu:8000/v1");
+        assert_eq!(
+            spec("Qwen/Qwen3-8B", Some("http://gpu:8000/v1//"), None),
+            vllm
+        );
+        let proxy = openai("gpt-4o", "http://proxy:4000");
+        assert_eq!(
+            spec("openai/gpt-4o", Some("http://proxy:4000/"), None),
+            proxy
+        );
+    }
+
+    #[test]
+    fn scripted_paths_are_kept_verbatim() {
+        let scripted = ModelSpec::Scripted {
+            path: "demo/fix.yaml".into(),
+        };
+        assert_eq!(spec("scripted:demo/fix.yaml", None, None), scripted);
+    }
+
+    #[test]
+    fn unknown_models_and_missing_keys_are_errors() {
+        let unknown = spec_error("gpt-4o", None, Some("k"));
+        assert!(matches!(unknown, LlmSetupError::UnknownModel { model } if model == "gpt-4o"));
+        let empty_base = spec_error("gpt-4o", Some(" "), None);
+        assert!(matches!(empty_base, LlmSetupError::UnknownModel { .. }));
+        let no_name = spec_error("openai/", None, Some("k"));
+        assert!(matches!(no_name, LlmSetupError::UnknownModel { .. }));
+        for model in ["anthropic/claude", "openai/gpt-4o", "openrouter/x/y"] {
+            let error = spec_error(model, None, Some(""));
+            assert!(
+                matches!(error, LlmSetupError::MissingApiKey { .. }),
+                "{model}"
+            );
+        }
+    }
+}

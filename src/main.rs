@@ -1,0 +1,78 @@
+//! The `sandcrab` command line: `run` (the agent in CI), more subcommands to come.
+
+use std::process::ExitCode as ProcessExit;
+
+use clap::{Parser, Subcommand};
+
+use sandcrab::config::{self, RunArgs, RunConfig};
+use sandcrab::error::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sandcrab",
+    version,
+    about = "Runs a coding agent in CI and reports back."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent on a repository and write result.json, trajectory.jsonl, changes.patch
+    /// and report.md. Exit codes: 0 finished, 1 the agent failed, 2 bad input or setup,
+    /// 130 interrupted.
+    Run(Box<RunArgs>),
+}
+
+fn main() -> ProcessExit {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ProcessExit::from(if e.use_stderr() {
+                ExitCode::BadInput as u8
+            } else {
+                0
+            });
+        }
+    };
+    init_logging();
+    let code = match cli.command {
+        Command::Run(args) => run(*args),
+    };
+    ProcessExit::from(code as u8)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config = match RunConfig::from_args(args) {
+        Ok(config) => config,
+        Err(e) => return fail(&anyhow::Error::new(e)),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(sandcrab::run::run(config)) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints one line — what failed and why — and returns the exit code for it.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("sandcrab: error: {error:#}");
+    ExitCode::BadInput
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_new(config::log_filter())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,117 @@
+//! `report.md`: the run as a person reads it (and as the PR comment shows it): outcome,
+//! the agent's summary, changed files, the diff, the task list and the figures.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::{RunResult, RunStatus};
+use crate::agent::truncate::truncate_middle;
+
+/// Diff text kept in the report; GitHub comments stop at 65 536 characters.
+const MAX_DIFF_CHARS: usize = 40_000;
+
+pub fn report(result: &RunResult, patch: &str, task_list: Option<&Value>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## sandcrab: {}\n", headline(result.status));
+    if let Some(summary) = result.summary.as_deref().filter(|s| !s.trim().is_empty()) {
+        let _ = writeln!(md, "{}\n", summary.trim());
+    }
+    if let Some(error) = &result.error {
+        let _ = writeln!(md, "> **Error:** {}\n", error.replace('\n', " "));
+    }
+    changes_section(&mut md, result, patch);
+    if let Some(tasks) = task_list.and_then(render_tasks) {
+        let _ = writeln!(md, "**Tasks**\n\n{tasks}");
+    }
+    let _ = writeln!(md, "<sub>{}</sub>", figures(result));
+    md
+}
+
+fn headline(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Finished => "✅ finished",
+        RunStatus::Error => "❌ failed",
+        RunStatus::Stuck => "❌ stuck",
+        RunStatus::MaxIterations => "❌ out of iterations",
+        RunStatus::Interrupted => "⏹️ interrupted",
+    }
+}
+
+fn changes_section(md: &mut String, result: &RunResult, patch: &str) {
+    if result.changed_files.is_empty() {
+        let _ = writeln!(md, "No files changed.\n");
+        return;
+    }
+    let (added, removed) = result
+        .changed_files
+        .iter()
+        .fold((0, 0), |(a, r), f| (a + f.added, r + f.removed));
+    let n = result.changed_files.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let _ = writeln!(md, "**Changes:** {n} file{plural}, +{added} −{removed}\n");
+    let _ = writeln!(md, "| File | + | − |\n|---|---:|---:|");
+    for f in &result.changed_files {
+        let (plus, minus) = if f.binary {
+            ("bin".to_string(), "bin".to_string())
+        } else {
+            (f.added.to_string(), f.removed.to_string())
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {plus} | {minus} |",
+            f.path.replace('|', "\\|")
+        );
+    }
+    let diff = truncate_middle(patch, MAX_DIFF_CHARS);
+    let fence = if diff.contains("```") { "````" } else { "```" };
+    let _ = writeln!(
+        md,
+        "\n<details><summary>Diff</summary>\n\n{fence}diff\n{}\n{fence}\n",
+        diff.trim_end()
+    );
+    if diff.len() < patch.len() {
+        let _ = writeln!(
+            md,
+            "The diff was shortened; the whole patch is in `changes.patch`.\n"
+        );
+    }
+    let _ = writeln!(md, "</details>\n");
+}
+
+/// `- [x] title` lines from a task tracker's `task_list`.
+pub fn render_tasks(task_list: &Value) -> Option<String> {
+    let tasks = task_list.as_array().filter(|t| !t.is_empty())?;
+    let mut out = String::new();
+    for task in tasks {
+        let mark = match task["status"].as_str() {
+            Some("done") => "[x]",
+            _ => "[ ]",
+        };
+        let doing = if task["status"] == "in_progress" {
+            " (in progress)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "- {mark} {}{doing}",
+            task["title"].as_str().unwrap_or("?")
+        );
+    }
+    Some(out)
+}
+
+fn figures(result: &RunResult) -> String {
+    let cost = result
+        .cost
+        .map_or("cost unknown".to_string(), |c| format!("${c:.4}"));
+    format!(
+        "model <code>{}</code> · {} iterations · {} tokens · {cost} · {:.1} s · conversation <code>{}</code>",
+        result.model,
+        result.iterations,
+        result.tokens.total,
+        result.timings.total_ms / 1000.0,
+        result.conversation_id
+    )
+}

@@ -1,0 +1,145 @@
+//! What a run reports: `result.json`, `trajectory.jsonl`, `changes.patch` and `report.md`
+//! in the output folder, and readable progress on the console as the agent works.
+
+pub mod diffstat;
+pub mod markdown;
+pub mod progress;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::conversation::event::Event;
+use crate::error::ExitCode;
+use diffstat::FileStat;
+
+/// How a run ended, as `result.json` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Finished,
+    Error,
+    Stuck,
+    MaxIterations,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            RunStatus::Finished => ExitCode::Finished,
+            RunStatus::Interrupted => ExitCode::Interrupted,
+            _ => ExitCode::AgentFailed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Error => "error",
+            RunStatus::Stuck => "stuck",
+            RunStatus::MaxIterations => "max_iterations",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub total: u64,
+}
+
+/// Milliseconds (fractional) spent in each phase of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub setup_ms: f64,
+    pub run_ms: f64,
+    pub report_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Milliseconds since `start`, rounded to the microsecond.
+pub fn ms_since(start: std::time::Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceSummary {
+    pub kind: String,
+    pub working_dir: String,
+}
+
+/// Everything `result.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub status: RunStatus,
+    pub conversation_id: String,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+    pub model: String,
+    pub iterations: u32,
+    pub actions: usize,
+    pub tokens: Tokens,
+    /// USD; null when the price is unknown.
+    pub cost: Option<f64>,
+    pub changed_files: Vec<FileStat>,
+    pub workspace: WorkspaceSummary,
+    pub timings: Timings,
+    pub sandcrab_version: &'static str,
+}
+
+/// Paths of the files written.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub result: PathBuf,
+    pub trajectory: PathBuf,
+    pub patch: PathBuf,
+    pub report: PathBuf,
+}
+
+impl Outputs {
+    pub fn in_dir(dir: &Path) -> Self {
+        Outputs {
+            result: dir.join("result.json"),
+            trajectory: dir.join("trajectory.jsonl"),
+            patch: dir.join("changes.patch"),
+            report: dir.join("report.md"),
+        }
+    }
+}
+
+/// Writes every output file into `dir`. Events are already redacted; the patch and texts are
+/// redacted here with `redact`.
+pub fn write_outputs(
+    dir: &Path,
+    result: &RunResult,
+    events: &[Event],
+    patch: &str,
+    task_list: Option<&serde_json::Value>,
+    redact: &dyn Fn(&str) -> String,
+) -> Result<Outputs> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let out = Outputs::in_dir(dir);
+    let mut trajectory = Vec::new();
+    for event in events {
+        serde_json::to_writer(&mut trajectory, event)?;
+        trajectory.push(b'\n');
+    }
+    write(&out.trajectory, &trajectory)?;
+    write(&out.patch, redact(patch).as_bytes())?;
+    let report = markdown::report(result, patch, task_list);
+    write(&out.report, redact(&report).as_bytes())?;
+    let json = serde_json::to_string_pretty(result)?;
+    write(&out.result, redact(&json).as_bytes())?;
+    Ok(out)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,317 @@
+//! `sandcrab run`: config → workspace → conversation → outputs. Prints progress as the agent
+//! works and returns the exit code of the run.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::agent::prompt::system_prompt;
+use crate::agent::tools::{default_tools, ToolContext};
+use crate::agent::Agent;
+use crate::config::{PromptSource, RunConfig};
+use crate::conversation::local::last_observation;
+use crate::conversation::state::ExecutionStatus;
+use crate::conversation::{ConversationOptions, LocalConversation, RunEnd};
+use crate::demo::{self, DemoRepo};
+use crate::error::{BadInput, ExitCode};
+use crate::llm::metrics::Prices;
+use crate::llm::{self, LlmClient};
+use crate::redact::Redactor;
+use crate::report::{
+    self, diffstat, ms_since, progress::Progress, RunResult, RunStatus, Timings, Tokens,
+    WorkspaceSummary,
+};
+use crate::workspace::{git, LocalWorkspace, Workspace};
+
+/// Runs the agent as configured; returns the process exit code.
+pub async fn run(config: RunConfig) -> Result<ExitCode> {
+    let started = Instant::now();
+    let demo_repo = if config.demo {
+        Some(DemoRepo::create()?)
+    } else {
+        None
+    };
+    let repo_dir = demo_repo
+        .as_ref()
+        .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
+    let workspace = LocalWorkspace::new(&repo_dir)
+        .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
+    let prompt = read_prompt(&config.prompt)?;
+    let llm = build_llm(&config, workspace.root())?;
+    let redactor = Redactor::new(config.secrets.iter().cloned());
+    let mut conversation = open_conversation(&config, &workspace, llm)?;
+    let base = base_commit(workspace.root()).await?;
+    conversation.set_base_commit(base)?;
+    announce(&config, &conversation, &workspace);
+    let mut printer = Progress::new();
+    conversation.add_listener(Box::new(move |e| printer.print(e)));
+    if should_send_prompt(&conversation, &prompt) {
+        conversation.send_message(&prompt)?;
+    }
+    watch_signals(conversation.pause_handle());
+    let setup_ms = ms_since(started);
+    let run_started = Instant::now();
+    let end = conversation.run().await?;
+    let run_ms = ms_since(run_started);
+    conversation.close().await?;
+    let report_started = Instant::now();
+    let status = run_status(&end);
+    let patch = patch(
+        workspace.root(),
+        conversation.state().base_commit.as_deref(),
+    )
+    .await;
+    let mut result = run_result(&conversation, &end, &workspace, &patch);
+    result.timings = Timings {
+        setup_ms,
+        run_ms,
+        report_ms: 0.0,
+        total_ms: 0.0,
+    };
+    let tasks = task_list(&conversation);
+    result.timings.report_ms = ms_since(report_started);
+    result.timings.total_ms = ms_since(started);
+    let outputs = report::write_outputs(
+        &config.out_dir,
+        &result,
+        conversation.events(),
+        &patch,
+        tasks.as_ref(),
+        &|s| redactor.redact(s),
+    )?;
+    print_summary(&result, &outputs.result, &config.out_dir);
+    Ok(status.exit_code())
+}
+
+fn read_prompt(source: &PromptSource) -> Result<String, BadInput> {
+    match source {
+        PromptSource::Text(text) => Ok(text.clone()),
+        PromptSource::Demo => Ok(demo::TASK.to_string()),
+        PromptSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                BadInput::new(format!("cannot read --prompt-file {}: {e}", path.display()))
+            })?;
+            if text.trim().is_empty() {
+                return Err(BadInput::new(format!(
+                    "--prompt-file {} is empty: give the agent a task",
+                    path.display()
+                )));
+            }
+            Ok(text)
+        }
+    }
+}
+
+fn build_llm(config: &RunConfig, workspace: &Path) -> Result<Arc<dyn LlmClient>, BadInput> {
+    if config.demo && config.llm.model == demo::MODEL {
+        let model = llm::scripted::ScriptedModel::from_yaml(
+            demo::MODEL,
+            demo::SCRIPT,
+            Some(workspace.to_path_buf()),
+        )
+        .map_err(|e| BadInput::new(format!("the bundled demo script is invalid: {e}")))?;
+        return Ok(Arc::new(model));
+    }
+    llm::build_client_for_workspace(&config.llm, Some(workspace))
+        .map_err(|e| BadInput::new(e.to_string()))
+}
+
+fn open_conversation(
+    config: &RunConfig,
+    workspace: &LocalWorkspace,
+    llm: Arc<dyn LlmClient>,
+) -> Result<LocalConversation> {
+    let mut ctx = ToolContext::new(workspace.root());
+    ctx.env_remove = config.env_remove.clone();
+    let prices = Prices {
+        input: config.llm.input_cost_per_token,
+        output: config.llm.output_cost_per_token,
+    };
+    let agent = Agent::new(
+        llm,
+        default_tools(&ctx),
+        system_prompt(workspace.working_dir()),
+        prices,
+    );
+    let mut options = ConversationOptions::new(workspace.working_dir());
+    options.id = config.conversation_id.clone();
+    options.persistence_dir = Some(config.persistence_dir.clone());
+    options.max_iterations = config.max_iterations;
+    options.stuck_detection = config.stuck_detection;
+    options.secrets = config.secrets.clone();
+    LocalConversation::open(agent, options).with_context(|| {
+        format!(
+            "cannot open the conversation under {}",
+            config.persistence_dir.display()
+        )
+    })
+}
+
+/// A new conversation gets the task. A resumed one that was cut off (error, stuck, paused,
+/// killed) continues without it; a finished one takes a prompt that differs from its last
+/// task as a follow-up.
+fn should_send_prompt(conversation: &LocalConversation, prompt: &str) -> bool {
+    if prompt.trim().is_empty() {
+        return false;
+    }
+    if !conversation.resumed() {
+        return true;
+    }
+    conversation.status() == ExecutionStatus::Finished
+        && conversation.last_user_message().as_deref() != Some(prompt)
+}
+
+async fn base_commit(dir: &Path) -> Result<Option<String>> {
+    if git::repo_root(dir).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        git::head_commit(dir)
+            .await?
+            .unwrap_or_else(|| git::EMPTY_TREE.to_string()),
+    ))
+}
+
+/// The patch of the run; empty (with a warning) outside a git repository or when git fails.
+async fn patch(dir: &Path, base: Option<&str>) -> String {
+    let Some(base) = base else {
+        eprintln!(
+            "sandcrab: warning: {} is not a git repository; changes.patch will be empty",
+            dir.display()
+        );
+        return String::new();
+    };
+    match git::patch_since(dir, base).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sandcrab: warning: cannot compute changes.patch: {e}");
+            String::new()
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: stop after the current step and write what there is. Second: exit now.
+fn watch_signals(pause: Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        for round in 0.. {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+            if round > 0 {
+                eprintln!("sandcrab: interrupted again; exiting now");
+                std::process::exit(ExitCode::Interrupted as i32);
+            }
+            eprintln!("sandcrab: interrupted; stopping after the current step (again to exit now)");
+            pause.store(true, Ordering::SeqCst);
+        }
+    });
+}
+
+fn run_status(end: &RunEnd) -> RunStatus {
+    match end {
+        RunEnd::Finished => RunStatus::Finished,
+        RunEnd::Stuck(_) => RunStatus::Stuck,
+        RunEnd::MaxIterations(_) => RunStatus::MaxIterations,
+        RunEnd::Error(_) => RunStatus::Error,
+        RunEnd::Paused => RunStatus::Interrupted,
+    }
+}
+
+fn run_result(
+    conversation: &LocalConversation,
+    end: &RunEnd,
+    workspace: &LocalWorkspace,
+    patch: &str,
+) -> RunResult {
+    let stats = conversation.stats();
+    let (total, cost) = stats.totals();
+    let usage = stats
+        .usage_to_metrics
+        .get("agent")
+        .map(|m| m.accumulated_token_usage.clone())
+        .unwrap_or_default();
+    let error = match end {
+        RunEnd::Stuck(reason) => Some(format!("the agent got stuck: {reason}")),
+        RunEnd::MaxIterations(n) => Some(format!(
+            "the agent used all {n} iterations without finishing"
+        )),
+        RunEnd::Error(e) => Some(e.clone()),
+        RunEnd::Paused => Some("the run was interrupted".to_string()),
+        RunEnd::Finished => None,
+    };
+    RunResult {
+        status: run_status(end),
+        conversation_id: conversation.id().to_string(),
+        summary: conversation.final_response(),
+        error,
+        model: conversation.state().agent.model.clone(),
+        iterations: conversation.state().iterations,
+        actions: conversation
+            .events()
+            .iter()
+            .filter(|e| e.kind() == "ActionEvent")
+            .count(),
+        tokens: Tokens {
+            prompt: usage.prompt_tokens,
+            completion: usage.completion_tokens,
+            cache_read: usage.cache_read_tokens,
+            cache_write: usage.cache_write_tokens,
+            total,
+        },
+        cost,
+        changed_files: diffstat::diffstat(patch),
+        workspace: WorkspaceSummary {
+            kind: workspace.kind().as_str().to_string(),
+            working_dir: workspace.working_dir().to_string(),
+        },
+        timings: Timings::default(),
+        sandcrab_version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+fn task_list(conversation: &LocalConversation) -> Option<serde_json::Value> {
+    last_observation(conversation.events(), "task_tracker").map(|o| o["task_list"].clone())
+}
+
+fn announce(config: &RunConfig, conversation: &LocalConversation, workspace: &LocalWorkspace) {
+    let verb = if conversation.resumed() {
+        "resuming"
+    } else {
+        "starting"
+    };
+    eprintln!(
+        "sandcrab: {verb} conversation {} · {} workspace {} · model {} · up to {} iterations",
+        conversation.id(),
+        workspace.kind().as_str(),
+        workspace.working_dir(),
+        config.llm.model,
+        config.max_iterations
+    );
+}
+
+fn print_summary(result: &RunResult, result_path: &Path, out_dir: &Path) {
+    let cost = result
+        .cost
+        .map_or("cost unknown".into(), |c| format!("${c:.4}"));
+    let files = result.changed_files.len();
+    eprintln!(
+        "sandcrab: {} after {} iterations · {} tokens · {cost} · {files} file{} changed · outputs in {}",
+        result.status.as_str(),
+        result.iterations,
+        result.tokens.total,
+        if files == 1 { "" } else { "s" },
+        out_dir.display()
+    );
+    if let Some(error) = &result.error {
+        eprintln!("sandcrab: {error}");
+    }
+    println!("{}", result_path.display());
+}

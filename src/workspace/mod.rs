@@ -1,0 +1,179 @@
+//! Workspaces: where commands run and files live. `Local` is a directory of this machine; the
+//! remote kinds (Docker, Cloud, Runtime API, Apptainer) reach an agent-server over HTTP.
+//!
+//! The shapes (`CommandResult`, `FileOperationResult`, `GitChange`, `GitDiff`) are OpenHands'.
+
+pub mod git;
+pub mod local;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use git::{GitChange, GitChangeStatus, GitDiff};
+pub use local::LocalWorkspace;
+
+/// The kinds of workspace, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceKind {
+    Local,
+    Docker,
+    Cloud,
+    RuntimeApi,
+    Apptainer,
+    Remote,
+}
+
+impl WorkspaceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Docker => "docker",
+            Self::Cloud => "cloud",
+            Self::RuntimeApi => "runtime_api",
+            Self::Apptainer => "apptainer",
+            Self::Remote => "remote",
+        }
+    }
+}
+
+/// A command to execute.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub command: String,
+    /// Relative paths are taken from the workspace's working directory.
+    pub cwd: Option<String>,
+    pub timeout: Duration,
+    /// Added to the command's environment.
+    pub env: Vec<(String, String)>,
+    /// Receives output as it comes, when set.
+    pub output: Option<UnboundedSender<OutputChunk>>,
+}
+
+impl ExecRequest {
+    pub fn new(command: impl Into<String>) -> Self {
+        ExecRequest {
+            command: command.into(),
+            cwd: None,
+            timeout: Duration::from_secs(30),
+            env: Vec::new(),
+            output: None,
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn cwd(mut self, cwd: impl Into<String>) -> Self {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn stream_to(mut self, sender: UnboundedSender<OutputChunk>) -> Self {
+        self.output = Some(sender);
+        self
+    }
+}
+
+/// A piece of a running command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputChunk {
+    Stdout(String),
+    Stderr(String),
+}
+
+/// OpenHands' `CommandResult`. On a timeout, `exit_code` is -1 and `timeout_occurred` is true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub command: String,
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub timeout_occurred: bool,
+}
+
+/// OpenHands' `FileOperationResult`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOperationResult {
+    pub success: bool,
+    pub source_path: String,
+    pub destination_path: String,
+    pub file_size: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// Why a workspace operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("the {kind} workspace does not support {operation}")]
+    Unsupported {
+        kind: &'static str,
+        operation: &'static str,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Git(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where commands run and files live.
+#[async_trait]
+pub trait Workspace: Send + Sync {
+    fn kind(&self) -> WorkspaceKind;
+
+    /// The agent's working directory (the repository), as a path inside the workspace.
+    fn working_dir(&self) -> &str;
+
+    /// Runs a shell command; stdout and stderr apart, streamed to `request.output` if set.
+    async fn execute(&self, request: ExecRequest) -> Result<CommandResult, WorkspaceError>;
+
+    /// Copies a local file or directory into the workspace at `destination`.
+    async fn upload(
+        &self,
+        source: &Path,
+        destination: &str,
+    ) -> Result<FileOperationResult, WorkspaceError>;
+
+    /// Copies a file or directory of the workspace to a local `destination`.
+    async fn download(
+        &self,
+        source: &str,
+        destination: &Path,
+    ) -> Result<FileOperationResult, WorkspaceError>;
+
+    /// Files changed under `path` against the auto-detected base ref.
+    async fn git_changes(&self, path: &str) -> Result<Vec<GitChange>, WorkspaceError>;
+
+    /// One file's content at the base ref and now.
+    async fn git_diff(&self, path: &str) -> Result<GitDiff, WorkspaceError>;
+
+    async fn pause(&self) -> Result<(), WorkspaceError> {
+        Err(WorkspaceError::Unsupported {
+            kind: self.kind().as_str(),
+            operation: "pause",
+        })
+    }
+
+    async fn resume(&self) -> Result<(), WorkspaceError> {
+        Err(WorkspaceError::Unsupported {
+            kind: self.kind().as_str(),
+            operation: "resume",
+        })
+    }
+
+    /// Releases the workspace (stops and removes a sandbox). Idempotent.
+    async fn close(&self) -> Result<(), WorkspaceError>;
+}

@@ -1,0 +1,294 @@
+//! Shared test helpers: the built binary, throwaway git repositories, and a fake model server
+//! on loopback that answers from a script and records every request.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// The `sandcrab` binary under test, with a clean environment for LLM settings.
+pub fn sandcrab() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandcrab"));
+    for var in [
+        "LLM_API_KEY",
+        "LLM_MODEL",
+        "LLM_BASE_URL",
+        "SANDCRAB_MODEL",
+        "SANDCRAB_LLM_BASE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Output as text, for assertions.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("sandcrab runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A git repository in a temp dir with `files` committed on `main`.
+pub fn git_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "-A"]);
+    git(
+        dir.path(),
+        &["commit", "-q", "-m", "initial", "--allow-empty"],
+    );
+    dir
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads `result.json` of an output folder.
+pub fn result_json(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json written");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Events of `trajectory.jsonl`.
+pub fn trajectory(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("trajectory.jsonl"))
+        .expect("trajectory.jsonl written")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn kinds<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// One canned HTTP answer.
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Self {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body,
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            headers: vec![],
+            body: json!({"error": {"message": format!("scripted {status}")}}),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn delayed(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+/// Decides the reply to request number `n` (0-based) with body `body`.
+pub type Script = Arc<dyn Fn(usize, &Value) -> Reply + Send + Sync>;
+
+/// A recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+/// A fake model provider on 127.0.0.1, serving until dropped (it lives in its own thread).
+pub struct FakeLlm {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    script: Script,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeLlm {
+    pub fn start(script: Script) -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = AppState {
+            script,
+            requests: requests.clone(),
+        };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = Router::new()
+                    .route("/v1/chat/completions", post(handle))
+                    .route("/v1/messages", post(handle))
+                    .with_state(state);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        FakeLlm {
+            addr,
+            requests,
+            _shutdown: shutdown,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`, for `--llm-base-url` of OpenAI-compatible clients.
+    pub fn openai_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT`, for Anthropic (`/v1/messages` is appended by the client).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut reqs = state.requests.lock().unwrap();
+        reqs.push(Recorded {
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
+            body: body.clone(),
+        });
+        reqs.len() - 1
+    };
+    let reply = (state.script)(n, &body);
+    tokio::time::sleep(reply.delay).await;
+    let mut response = (
+        StatusCode::from_u16(reply.status).unwrap(),
+        axum::Json(reply.body),
+    )
+        .into_response();
+    for (k, v) in reply.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// Number of tool results in an OpenAI request: the scripted step to play.
+pub fn tool_results(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count())
+}
+
+/// An OpenAI chat completion calling one tool.
+pub fn openai_call(step: usize, name: &str, arguments: &str) -> Value {
+    json!({
+        "id": format!("chatcmpl-{step}"), "object": "chat.completion", "model": "scripted",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null,
+            "tool_calls": [{"id": format!("call_{step}"), "type": "function",
+                            "function": {"name": name, "arguments": arguments}}]}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    })
+}
+
+/// An Anthropic message calling one tool.
+pub fn anthropic_call(step: usize, name: &str, input: Value) -> Value {
+    json!({
+        "id": format!("msg_{step}"), "type": "message", "role": "assistant", "model": "scripted",
+        "content": [{"type": "tool_use", "id": format!("toolu_{step}"), "name": name, "input": input}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 100, "output_tokens": 20}
+    })
+}
+
+/// The workspace-scripts folder of this crate (`examples/`).
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
