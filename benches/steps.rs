@@ -1,7 +1,13 @@
-//! Per-step overhead of `sandcrab run`: the 50-step scripted run of
+//! Per-step cost of `sandcrab run`: the 50-step scripted run of
 //! `../shared/bench/scripted_llm.py` (50 `terminal` calls, then `finish`), timed by the run
-//! itself (`result.json` → `timings.run_ms` / actions), median of several runs. When the
-//! OpenHands peer is installed (`../shared/peer/setup.sh`), the same script drives
+//! itself from `result.json`, median of several runs. Two figures:
+//! - wall per step: `timings.run_ms / actions`, measured exactly as `openhands_steps.py`
+//!   measures OpenHands (`conv.run()` time / actions), so the two compare like with like;
+//! - own overhead per step: `(run_ms - llm_ms) / actions`, the time not spent waiting for the
+//!   model. (The Python server answers keep-alive requests with two writes, so every client
+//!   that reuses connections waits ~40 ms of delayed ACK per call; that wait is the server's.)
+//!
+//! When the OpenHands peer is installed (`../shared/peer/setup.sh`), the same script drives
 //! `../shared/bench/openhands_steps.py` in it and the ratio is printed.
 //!
 //!     cargo bench --bench steps               # ours, and the peer if installed
@@ -29,11 +35,19 @@ fn main() {
         .unwrap_or(7);
     let port = free_port();
     let mut server = ScriptedLlm::start(&script, port);
-    let ours = (0..runs)
-        .map(|_| sandcrab_per_step(port))
-        .collect::<Vec<_>>();
+    let (ours, overhead): (Vec<f64>, Vec<f64>) = (0..runs).map(|_| sandcrab_per_step(port)).unzip();
     let ours_ms = median(&ours);
-    println!("sandcrab  per-step {ours_ms:.3} ms (median of {runs}; min {:.3}, max {:.3}) over {STEPS} terminal steps + finish", min(&ours), max(&ours));
+    println!(
+        "sandcrab  per-step {ours_ms:.3} ms wall (median of {runs}; min {:.3}, max {:.3}) over {STEPS} terminal steps + finish",
+        min(&ours),
+        max(&ours)
+    );
+    println!(
+        "sandcrab  own overhead per step {:.3} ms (median; min {:.3}, max {:.3}): wall minus waiting for the model",
+        median(&overhead),
+        min(&overhead),
+        max(&overhead)
+    );
     match openhands_per_step(&shared, port, runs.min(3)) {
         Some(peer) => {
             let peer_ms = median(&peer);
@@ -41,7 +55,10 @@ fn main() {
                 "openhands per-step {peer_ms:.1} ms (median of {}; same script, same machine)",
                 peer.len()
             );
-            println!("ratio     openhands / sandcrab = {:.0}x", peer_ms / ours_ms);
+            println!(
+                "ratio     openhands / sandcrab wall per step = {:.1}x",
+                peer_ms / ours_ms
+            );
         }
         None => println!(
             "openhands peer not installed here (../shared/peer/setup.sh); no side-by-side figure"
@@ -50,8 +67,8 @@ fn main() {
     server.stop();
 }
 
-/// One sandcrab run; returns run milliseconds per action.
-fn sandcrab_per_step(port: u16) -> f64 {
+/// One sandcrab run; returns (wall ms per action, own overhead ms per action).
+fn sandcrab_per_step(port: u16) -> (f64, f64) {
     let repo = tempdir("repo");
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["commit", "-q", "--allow-empty", "-m", "init"]);
@@ -78,10 +95,11 @@ fn sandcrab_per_step(port: u16) -> f64 {
         serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
     let actions = result["actions"].as_u64().unwrap();
     assert_eq!(actions as usize, STEPS + 1);
-    let per_step = result["timings"]["run_ms"].as_f64().unwrap() / actions as f64;
+    let run_ms = result["timings"]["run_ms"].as_f64().unwrap();
+    let llm_ms = result["timings"]["llm_ms"].as_f64().unwrap();
     let _ = std::fs::remove_dir_all(&repo);
     let _ = std::fs::remove_dir_all(&out);
-    per_step
+    (run_ms / actions as f64, (run_ms - llm_ms) / actions as f64)
 }
 
 /// Runs `openhands_steps.py` in the peer chroot; per-step ms of each run, or `None`.

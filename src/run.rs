@@ -68,6 +68,7 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
     result.timings = Timings {
         setup_ms,
         run_ms,
+        llm_ms: (conversation.stats().total_latency() * 1e6).round() / 1e3,
         report_ms: 0.0,
         total_ms: 0.0,
     };

@@ -165,6 +165,14 @@ impl ConversationStats {
             .or_insert_with(|| Metrics::new(model_name))
     }
 
+    /// Seconds spent waiting for completions, over every usage id.
+    pub fn total_latency(&self) -> f64 {
+        self.usage_to_metrics
+            .values()
+            .flat_map(|m| m.response_latencies.iter().map(|l| l.latency))
+            .sum()
+    }
+
     /// Totals over every usage id: (prompt+completion tokens, cost if known).
     pub fn totals(&self) -> (u64, Option<f64>) {
         let tokens = self

@@ -59,6 +59,8 @@ pub struct Tokens {
 pub struct Timings {
     pub setup_ms: f64,
     pub run_ms: f64,
+    /// Of `run_ms`, the time spent waiting for the model's answers.
+    pub llm_ms: f64,
     pub report_ms: f64,
     pub total_ms: f64,
 }
