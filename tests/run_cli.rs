@@ -426,6 +426,7 @@ fn sigint_mid_run_writes_partial_results_and_exits_130() {
         .arg("--out")
         .arg(out.path())
         .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
