@@ -18,6 +18,7 @@ pub const SECRET_ENV_NAMES: &[&str] = &[
     "ANTHROPIC_API_KEY",
     "OPENROUTER_API_KEY",
     "SESSION_API_KEY",
+    "SANDCRAB_SESSION_API_KEY",
     "GITHUB_TOKEN",
     "GH_TOKEN",
     "INPUT_GITHUB-TOKEN",
@@ -33,6 +34,8 @@ pub const SECRET_ENV_NAMES: &[&str] = &[
 pub enum WorkspaceChoice {
     /// The repository directory on this machine, no isolation.
     Local,
+    /// A running agent-server (sandcrab's or OpenHands'): --server-url, --session-api-key.
+    Remote,
 }
 
 /// Flags of `sandcrab run`; each can also come from the environment variable shown.
@@ -50,6 +53,18 @@ pub struct RunArgs {
     /// The repository the agent works on.
     #[arg(long, default_value = ".", env = "SANDCRAB_REPO_DIR")]
     pub repo_dir: PathBuf,
+
+    /// With --workspace remote: the agent-server's URL.
+    #[arg(long, env = "SANDCRAB_SERVER_URL")]
+    pub server_url: Option<String>,
+
+    /// With --workspace remote: the agent-server's session key (sent as X-Session-API-Key).
+    #[arg(long, env = "SANDCRAB_SESSION_API_KEY", hide_env_values = true)]
+    pub session_api_key: Option<String>,
+
+    /// The repository's path inside a sandbox or on the agent-server.
+    #[arg(long, default_value = "/workspace", env = "SANDCRAB_SANDBOX_WORKDIR")]
+    pub sandbox_workdir: String,
 
     /// The task, as text.
     #[arg(long, env = "SANDCRAB_PROMPT", conflicts_with = "prompt_file")]
@@ -128,6 +143,10 @@ pub struct RunConfig {
     pub demo: bool,
     pub workspace: WorkspaceChoice,
     pub repo_dir: PathBuf,
+    /// The agent-server of a remote workspace, and its session key.
+    pub server_url: Option<String>,
+    pub session_api_key: Option<String>,
+    pub sandbox_workdir: String,
     pub prompt: PromptSource,
     pub llm: LlmConfig,
     pub max_iterations: u32,
@@ -159,9 +178,14 @@ impl RunConfig {
             .persistence_dir
             .clone()
             .unwrap_or_else(|| args.out.join("conversations"));
+        if args.workspace == WorkspaceChoice::Remote && args.server_url.is_none() {
+            return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
+        }
+        let session_api_key = args.session_api_key.clone().filter(|k| !k.is_empty());
         let secrets = llm
             .api_key
             .iter()
+            .chain(session_api_key.iter())
             .cloned()
             .chain(secret_env_values())
             .collect();
@@ -169,6 +193,9 @@ impl RunConfig {
             demo: args.demo,
             workspace: args.workspace,
             repo_dir: args.repo_dir,
+            server_url: args.server_url,
+            session_api_key,
+            sandbox_workdir: args.sandbox_workdir,
             prompt,
             llm,
             max_iterations: args.max_iterations,
@@ -234,4 +261,61 @@ fn secret_env_values() -> impl Iterator<Item = String> {
 /// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise).
 pub fn log_filter() -> String {
     env_nonempty("SANDCRAB_LOG").unwrap_or_else(|| "warn".to_string())
+}
+
+/// Flags of `sandcrab serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to bind. Only loopback unless told otherwise: the API runs commands.
+    #[arg(long, default_value = "127.0.0.1", env = "SANDCRAB_HOST")]
+    pub host: String,
+
+    /// Port to bind (0 picks a free one; the address is printed on stdout).
+    #[arg(long, default_value_t = 8000, env = "SANDCRAB_PORT")]
+    pub port: u16,
+
+    /// The session key clients must send as X-Session-API-Key (also SESSION_API_KEY).
+    #[arg(long, env = "SESSION_API_KEY", hide_env_values = true)]
+    pub session_api_key: Option<String>,
+
+    /// Where conversations persist; they survive a restart.
+    #[arg(
+        long,
+        default_value = "workspace/conversations",
+        env = "SANDCRAB_CONVERSATIONS_DIR"
+    )]
+    pub conversations_dir: PathBuf,
+
+    /// Working directory of commands and conversations [default: the current directory]
+    #[arg(long, env = "SANDCRAB_WORKING_DIR")]
+    pub working_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The server's configuration, or what is wrong with the flags.
+    pub fn into_config(self) -> Result<crate::server::ServerConfig, BadInput> {
+        let working_dir = match self.working_dir {
+            Some(dir) => dir,
+            None => std::env::current_dir()
+                .map_err(|e| BadInput::new(format!("cannot read the current directory: {e}")))?,
+        };
+        if !working_dir.is_dir() {
+            return Err(BadInput::new(format!(
+                "--working-dir {} is not a directory",
+                working_dir.display()
+            )));
+        }
+        let keys = self
+            .session_api_key
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect();
+        Ok(crate::server::ServerConfig {
+            host: self.host,
+            port: self.port,
+            session_api_keys: keys,
+            conversations_dir: self.conversations_dir,
+            working_dir,
+        })
+    }
 }

@@ -13,4 +13,5 @@ pub mod llm;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod server;
 pub mod workspace;

@@ -4,7 +4,7 @@ use std::process::ExitCode as ProcessExit;
 
 use clap::{Parser, Subcommand};
 
-use sandcrab::config::{self, RunArgs, RunConfig};
+use sandcrab::config::{self, RunArgs, RunConfig, ServeArgs};
 use sandcrab::error::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -24,6 +24,8 @@ enum Command {
     /// and report.md. Exit codes: 0 finished, 1 the agent failed, 2 bad input or setup,
     /// 130 interrupted.
     Run(Box<RunArgs>),
+    /// Serve the OpenHands-compatible agent-server API (REST + WebSocket) on HOST:PORT.
+    Serve(ServeArgs),
 }
 
 fn main() -> ProcessExit {
@@ -41,23 +43,33 @@ fn main() -> ProcessExit {
     init_logging();
     let code = match cli.command {
         Command::Run(args) => run(*args),
+        Command::Serve(args) => serve(args),
     };
     ProcessExit::from(code as u8)
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let config = match RunConfig::from_args(args) {
-        Ok(config) => config,
-        Err(e) => return fail(&anyhow::Error::new(e)),
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the async runtime")),
-    };
-    match runtime.block_on(sandcrab::run::run(config)) {
-        Ok(code) => code,
-        Err(e) => fail(&e),
+    match RunConfig::from_args(args) {
+        Ok(config) => block_on(sandcrab::run::run(config)).unwrap_or_else(|e| fail(&e)),
+        Err(e) => fail(&anyhow::Error::new(e)),
     }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    match args.into_config() {
+        Ok(config) => match block_on(sandcrab::server::serve(config)) {
+            Ok(()) => ExitCode::Finished,
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&anyhow::Error::new(e)),
+    }
+}
+
+/// Runs `future` on a new multi-threaded runtime.
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::Error::new(e).context("cannot start the async runtime"))?;
+    runtime.block_on(future)
 }
 
 /// Prints one line — what failed and why — and returns the exit code for it.

@@ -26,6 +26,12 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// Adds secrets (short ones are ignored, as in `new`).
+    pub fn add(&mut self, secrets: impl IntoIterator<Item = String>) {
+        let all = std::mem::take(&mut self.secrets).into_iter().chain(secrets);
+        *self = Redactor::new(all);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }

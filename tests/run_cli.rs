@@ -633,3 +633,80 @@ fn a_finished_conversation_takes_a_new_prompt_as_a_follow_up() {
         "the same prompt is not sent twice"
     );
 }
+
+#[test]
+fn run_drives_a_remote_agent_server() {
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let server = common::server::Server::start_in(repo.path());
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| match tool_results(body) {
+        0 => Reply::ok(openai_call(
+            0,
+            "terminal",
+            "{\"command\": \"echo remote > made.txt\"}",
+        )),
+        _ => Reply::ok(openai_call(
+            1,
+            "finish",
+            "{\"message\": \"made it remotely\"}",
+        )),
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let r = run(sandcrab()
+        .args([
+            "run",
+            "--workspace",
+            "remote",
+            "--server-url",
+            &server.base,
+            "--session-api-key",
+            common::server::KEY,
+        ])
+        .args([
+            "--model",
+            "openai/scripted",
+            "--llm-base-url",
+            &llm.openai_url(),
+            "--prompt",
+            "make a file",
+        ])
+        .arg("--sandbox-workdir")
+        .arg(&server.working_dir)
+        .arg("--out")
+        .arg(out.path()));
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains("[  1] terminal: echo remote > made.txt"),
+        "progress: {}",
+        r.stderr
+    );
+    let result = result_json(out.path());
+    assert_eq!(result["workspace"]["kind"], "remote");
+    assert_eq!(result["summary"], "made it remotely");
+    assert_eq!(result["actions"], 2);
+    let patch = std::fs::read_to_string(out.path().join("changes.patch")).unwrap();
+    assert!(
+        patch.contains("+++ b/made.txt") && patch.contains("+remote"),
+        "{patch}"
+    );
+    assert!(
+        !std::fs::read_to_string(out.path().join("trajectory.jsonl"))
+            .unwrap()
+            .contains(common::server::KEY)
+    );
+}
+
+#[test]
+fn remote_without_a_server_is_bad_input() {
+    let r = bad_input(&[
+        "run",
+        "--workspace",
+        "remote",
+        "--model",
+        "openai/x",
+        "--llm-base-url",
+        "http://127.0.0.1:9/v1",
+        "--prompt",
+        "x",
+    ]);
+    assert!(r.stderr.contains("--server-url"), "{}", r.stderr);
+}

@@ -74,12 +74,13 @@ impl Agent {
         &self.tools
     }
 
-    /// The first event of a conversation: the system prompt and the tool definitions.
+    /// The first event of a conversation: the system prompt and the tool definitions, in
+    /// OpenHands' `ToolDefinition` shape (`kind` `TerminalTool`, `action_type` `TerminalAction`...).
     pub fn system_prompt_event(&self) -> Event {
         let tools = self
             .specs
             .iter()
-            .map(|s| json!({"name": s.name, "description": s.description, "parameters": s.parameters}))
+            .map(|s| tool_definition(&s.name, &s.description))
             .collect();
         Event::new(
             Source::Agent,
@@ -187,6 +188,28 @@ impl Agent {
     }
 }
 
+/// OpenHands' serialized `ToolDefinition` of the tool `name` (`file_editor` → `FileEditorTool`).
+fn tool_definition(name: &str, description: &str) -> Value {
+    let camel: String = name
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or(String::new(), |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect();
+    json!({
+        "kind": format!("{camel}Tool"),
+        "title": name,
+        "description": description,
+        "action_type": format!("{camel}Action"),
+        "observation_type": format!("{camel}Observation"),
+        "annotations": null,
+        "meta": null,
+    })
+}
+
 fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &Prepared) -> Event {
     let thought = match (&response.content, index) {
         (Some(text), 0) if !text.trim().is_empty() => vec![TextContent::new(text.clone())],
@@ -232,4 +255,16 @@ fn observation_event(call: &ToolCall, output: &tools::ToolOutput, action_id: Str
             extended_content: Vec::new(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tool_definitions_use_openhands_kinds() {
+        let def = super::tool_definition("file_editor", "edits");
+        assert_eq!(def["kind"], "FileEditorTool");
+        assert_eq!(def["action_type"], "FileEditorAction");
+        assert_eq!(def["observation_type"], "FileEditorObservation");
+        assert_eq!(def["title"], "file_editor");
+    }
 }

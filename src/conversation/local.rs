@@ -66,8 +66,12 @@ pub struct LocalConversation {
     state: ConversationState,
     options: ConversationOptions,
     pause: Arc<AtomicBool>,
+    inbox: Inbox,
     resumed: bool,
 }
+
+/// Messages sent while the conversation runs; the loop takes them in before its next step.
+pub type Inbox = Arc<std::sync::Mutex<Vec<String>>>;
 
 impl LocalConversation {
     /// Starts a conversation, or resumes `options.id` when it is persisted.
@@ -96,6 +100,7 @@ impl LocalConversation {
             state,
             options,
             pause: Arc::new(AtomicBool::new(false)),
+            inbox: Inbox::default(),
             resumed: resumable,
         };
         if resumable {
@@ -140,6 +145,26 @@ impl LocalConversation {
     /// A flag that, once set, pauses the run between steps.
     pub fn pause_handle(&self) -> Arc<AtomicBool> {
         self.pause.clone()
+    }
+
+    /// The conversation's secrets, to add more while it runs.
+    pub fn redactor(&self) -> super::log::SharedRedactor {
+        self.log.redactor()
+    }
+
+    /// Where to put messages for a running conversation.
+    pub fn inbox(&self) -> Inbox {
+        self.inbox.clone()
+    }
+
+    /// Pauses a conversation that is not running (a running one pauses through its flag).
+    pub fn pause_idle(&mut self) -> Result<()> {
+        if self.state.execution_status == ExecutionStatus::Paused {
+            return Ok(());
+        }
+        self.log
+            .push(Event::new(Source::User, EventBody::PauseEvent {}))?;
+        self.set_status(ExecutionStatus::Paused)
     }
 
     /// Records the commit the work started from, unless a resumed state already has one.
@@ -187,6 +212,9 @@ impl LocalConversation {
     async fn run_loop(&mut self) -> RunEnd {
         let mut iterations = 0;
         loop {
+            if let Err(e) = self.take_inbox() {
+                return RunEnd::Error(format!("cannot record a message: {e:#}"));
+            }
             if self.pause.load(Ordering::SeqCst) {
                 return RunEnd::Paused;
             }
@@ -211,6 +239,15 @@ impl LocalConversation {
                 Err(e @ StepError::Store(_)) => return RunEnd::Error(e.to_string()),
             }
         }
+    }
+
+    fn take_inbox(&mut self) -> Result<()> {
+        let messages: Vec<String> =
+            std::mem::take(&mut *self.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        for text in messages {
+            self.log.push(Event::user_message(text))?;
+        }
+        Ok(())
     }
 
     fn record_end(&mut self, end: &RunEnd) -> Result<()> {
@@ -260,37 +297,6 @@ impl LocalConversation {
             self.state.execution_status = ExecutionStatus::Idle;
         }
         Ok(())
-    }
-
-    /// The agent's final answer: the `finish` message, or its last plain reply.
-    pub fn final_response(&self) -> Option<String> {
-        self.log
-            .events()
-            .iter()
-            .rev()
-            .find_map(|e| match &e.body {
-                EventBody::ActionEvent(a) if a.tool_name == "finish" => a
-                    .action
-                    .as_ref()
-                    .and_then(|v| v["message"].as_str())
-                    .map(String::from),
-                EventBody::MessageEvent { llm_message, .. } if e.source == Source::Agent => {
-                    Some(llm_message.text_content())
-                }
-                EventBody::MessageEvent { .. } if e.source == Source::User => Some(String::new()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
-    }
-
-    /// The text of the last message the user sent.
-    pub fn last_user_message(&self) -> Option<String> {
-        self.log.events().iter().rev().find_map(|e| match &e.body {
-            EventBody::MessageEvent { llm_message, .. } if e.source == Source::User => {
-                Some(llm_message.text_content())
-            }
-            _ => None,
-        })
     }
 
     /// Saves the state, flushes the events and releases the tools.
@@ -353,4 +359,51 @@ fn dangling_calls(events: &[Event]) -> Vec<(String, String)> {
         }
     }
     open
+}
+
+#[async_trait::async_trait]
+impl super::Conversation for LocalConversation {
+    fn id(&self) -> &str {
+        LocalConversation::id(self)
+    }
+
+    fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    fn status(&self) -> ExecutionStatus {
+        self.state.execution_status
+    }
+
+    fn events(&self) -> &[Event] {
+        self.log.events()
+    }
+
+    fn stats(&self) -> &ConversationStats {
+        &self.state.stats
+    }
+
+    fn iterations(&self) -> u32 {
+        self.state.iterations
+    }
+
+    fn add_listener(&mut self, listener: Listener) {
+        self.log.add_listener(listener);
+    }
+
+    async fn send_message(&mut self, text: &str) -> Result<()> {
+        LocalConversation::send_message(self, text)
+    }
+
+    async fn run(&mut self) -> Result<RunEnd> {
+        LocalConversation::run(self).await
+    }
+
+    fn pause_handle(&self) -> Arc<AtomicBool> {
+        self.pause.clone()
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        LocalConversation::close(self).await
+    }
 }

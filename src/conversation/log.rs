@@ -10,11 +10,14 @@ use crate::redact::Redactor;
 /// Called with every new event.
 pub type Listener = Box<dyn FnMut(&Event) + Send>;
 
+/// The secrets of a conversation; shared so they can be added while it runs.
+pub type SharedRedactor = std::sync::Arc<std::sync::RwLock<Redactor>>;
+
 pub struct EventLog {
     events: Vec<Event>,
     store: Option<EventStore>,
     listeners: Vec<Listener>,
-    redactor: Redactor,
+    redactor: SharedRedactor,
 }
 
 impl EventLog {
@@ -23,12 +26,17 @@ impl EventLog {
             events,
             store,
             listeners: Vec::new(),
-            redactor,
+            redactor: std::sync::Arc::new(std::sync::RwLock::new(redactor)),
         }
     }
 
     pub fn add_listener(&mut self, listener: Listener) {
         self.listeners.push(listener);
+    }
+
+    /// The redactor, to add secrets while the conversation runs.
+    pub fn redactor(&self) -> SharedRedactor {
+        self.redactor.clone()
     }
 
     pub fn events(&self) -> &[Event] {
@@ -53,13 +61,14 @@ impl EventLog {
     }
 
     fn redacted(&self, event: Event) -> Event {
-        if self.redactor.is_empty() {
+        let redactor = self.redactor.read().unwrap_or_else(|p| p.into_inner());
+        if redactor.is_empty() {
             return event;
         }
         let Ok(mut value) = serde_json::to_value(&event) else {
             return event;
         };
-        if !self.redactor.redact_json(&mut value) {
+        if !redactor.redact_json(&mut value) {
             return event;
         }
         serde_json::from_value(value).unwrap_or(event)

@@ -32,7 +32,13 @@ impl Progress {
                 let what = a
                     .summary
                     .as_deref()
-                    .map_or("(invalid call)".to_string(), |s| one_line(s, LINE));
+                    // OpenHands' own summaries start with the tool's name; ours do not.
+                    .map_or("(invalid call)".to_string(), |s| {
+                        one_line(
+                            s.strip_prefix(&format!("{}: ", a.tool_name)).unwrap_or(s),
+                            LINE,
+                        )
+                    });
                 lines.push(format!("[{:>3}] {}: {what}", self.actions, a.tool_name));
                 lines
             }

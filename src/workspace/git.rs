@@ -8,7 +8,7 @@ use std::process::Output;
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
-use super::WorkspaceError;
+use super::{ExecRequest, Workspace, WorkspaceError};
 
 /// Git's empty tree: the base of a repository with no commits.
 pub const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -81,7 +81,8 @@ pub async fn head_commit(dir: &Path) -> Result<Option<String>, WorkspaceError> {
     git_ok(dir, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await
 }
 
-async fn rev(dir: &Path, name: &str) -> Result<Option<String>, WorkspaceError> {
+/// The commit `name` (a branch, tag, sha...) points to, or `None` when it names no commit.
+pub async fn rev(dir: &Path, name: &str) -> Result<Option<String>, WorkspaceError> {
     let spec = format!("{name}^{{commit}}");
     git_ok(dir, &["rev-parse", "--verify", "--quiet", &spec]).await
 }
@@ -136,6 +137,17 @@ pub async fn changes(dir: &Path) -> Result<Vec<GitChange>, WorkspaceError> {
         return Ok(Vec::new());
     }
     let base = base_ref(dir).await?;
+    changes_since(dir, &base, false).await
+}
+
+/// Changed files under `dir` (inside a repository) against `base`, untracked files included,
+/// sorted by path. A rename is one `MOVED` change of the new path, or, with `split_renames` (as
+/// OpenHands' agent-server answers), a `DELETED` old path and an `ADDED` new one.
+pub async fn changes_since(
+    dir: &Path,
+    base: &str,
+    split_renames: bool,
+) -> Result<Vec<GitChange>, WorkspaceError> {
     let listing = git_checked(
         dir,
         &[
@@ -144,13 +156,13 @@ pub async fn changes(dir: &Path) -> Result<Vec<GitChange>, WorkspaceError> {
             "-M",
             "--relative",
             "-z",
-            &base,
+            base,
             "--",
             ".",
         ],
     )
     .await?;
-    let mut out = parse_name_status(&String::from_utf8_lossy(&listing));
+    let mut out = parse_name_status(&String::from_utf8_lossy(&listing), split_renames);
     let untracked = git_checked(
         dir,
         &[
@@ -177,7 +189,7 @@ pub async fn changes(dir: &Path) -> Result<Vec<GitChange>, WorkspaceError> {
 }
 
 /// Parses `git diff --name-status -z` output.
-fn parse_name_status(listing: &str) -> Vec<GitChange> {
+fn parse_name_status(listing: &str, split_renames: bool) -> Vec<GitChange> {
     let mut fields = listing.split('\0').filter(|f| !f.is_empty());
     let mut out = Vec::new();
     while let Some(code) = fields.next() {
@@ -189,9 +201,19 @@ fn parse_name_status(listing: &str) -> Vec<GitChange> {
             _ => GitChangeStatus::Updated,
         };
         if matches!(code.chars().next(), Some('R') | Some('C')) {
-            fields.next(); // the old path
+            let old = fields.next();
+            if let (true, Some(old), GitChangeStatus::Moved) = (split_renames, old, status) {
+                out.push(GitChange {
+                    status: GitChangeStatus::Deleted,
+                    path: old.to_string(),
+                });
+            }
         }
         if let Some(path) = fields.next() {
+            let status = match status {
+                GitChangeStatus::Moved if split_renames => GitChangeStatus::Added,
+                other => other,
+            };
             out.push(GitChange {
                 status,
                 path: path.to_string(),
@@ -223,58 +245,66 @@ pub async fn diff(file: &Path) -> Result<GitDiff, WorkspaceError> {
     Ok(GitDiff { modified, original })
 }
 
-/// The patch of everything under `dir` that differs from `base` (a commit, or the empty tree),
-/// untracked files included, binary-safe. Uses a temporary index so the repository's own index
-/// is left as it was.
-pub async fn patch_since(dir: &Path, base: &str) -> Result<String, WorkspaceError> {
-    let index = git_checked(dir, &["rev-parse", "--git-path", "index"]).await?;
-    let index = dir.join(String::from_utf8_lossy(&index).trim());
-    let tmp = tempfile_path(dir).await?;
-    if index.is_file() {
-        tokio::fs::copy(&index, &tmp).await?;
+/// The size of the blob `spec` (`<rev>:<path>`) names, or `None` when it names no blob.
+pub async fn blob_size(dir: &Path, spec: &str) -> Result<Option<u64>, WorkspaceError> {
+    if git_ok(dir, &["cat-file", "-t", spec]).await?.as_deref() != Some("blob") {
+        return Ok(None);
     }
-    let result = patch_with_index(dir, base, &tmp).await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    result
+    let size = git_ok(dir, &["cat-file", "-s", spec]).await?;
+    Ok(size.and_then(|s| s.parse().ok()))
 }
 
-async fn tempfile_path(dir: &Path) -> Result<PathBuf, WorkspaceError> {
-    let git_dir = git_checked(dir, &["rev-parse", "--absolute-git-dir"]).await?;
-    let git_dir = PathBuf::from(String::from_utf8_lossy(&git_dir).trim());
-    Ok(git_dir.join(format!("sandcrab-index-{}", uuid::Uuid::new_v4().simple())))
+/// The content of the blob `spec` (`<rev>:<path>`) names, byte for byte, or `None` when it
+/// names no blob.
+pub async fn blob(dir: &Path, spec: &str) -> Result<Option<Vec<u8>>, WorkspaceError> {
+    if git_ok(dir, &["cat-file", "-t", spec]).await?.as_deref() != Some("blob") {
+        return Ok(None);
+    }
+    let out = git(dir, &["cat-file", "blob", spec]).await?;
+    Ok(out.status.success().then_some(out.stdout))
 }
 
-async fn patch_with_index(dir: &Path, base: &str, index: &Path) -> Result<String, WorkspaceError> {
-    let run = |args: Vec<&str>| {
-        let mut cmd = Command::new("git");
-        cmd.args(args).current_dir(dir).env("GIT_INDEX_FILE", index);
-        cmd
-    };
-    let added = run(vec!["add", "-A", "--", "."]).output().await?;
-    if !added.status.success() {
+/// The commit the workspace's repository is at: `None` outside a repository, the empty tree in
+/// one with no commit yet. Runs through `Workspace::execute`, so it works on every kind.
+pub async fn workspace_base(ws: &dyn Workspace) -> Result<Option<String>, WorkspaceError> {
+    let probe = "git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo none; exit 0; }; \
+                 git rev-parse --verify --quiet 'HEAD^{commit}' || echo empty";
+    let out = ws.execute(ExecRequest::new(probe)).await?;
+    if out.exit_code != 0 {
         return Err(WorkspaceError::Git(format!(
-            "git add failed: {}",
-            String::from_utf8_lossy(&added.stderr).trim()
+            "cannot read the repository's HEAD: {}",
+            out.stderr.trim()
         )));
     }
-    let out = run(vec![
-        "diff",
-        "--cached",
-        "--binary",
-        "--no-color",
-        base,
-        "--",
-        ".",
-    ])
-    .output()
-    .await?;
-    if !out.status.success() {
+    Ok(match out.stdout.trim() {
+        "none" => None,
+        "empty" => Some(EMPTY_TREE.to_string()),
+        sha => Some(sha.to_string()),
+    })
+}
+
+/// The patch of everything in the working directory that differs from `base` (a commit or the
+/// empty tree), untracked files included, binary-safe. A temporary index keeps the
+/// repository's own index as it was. Runs through `Workspace::execute`.
+pub async fn workspace_patch(ws: &dyn Workspace, base: &str) -> Result<String, WorkspaceError> {
+    if !base.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(WorkspaceError::Git(format!("'{base}' is not a commit id")));
+    }
+    let script = format!(
+        "set -e; idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
+         trap 'rm -f \"$tmp\"' EXIT; if [ -f \"$idx\" ]; then cp \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
+         GIT_INDEX_FILE=\"$tmp\" git add -A -- .; GIT_INDEX_FILE=\"$tmp\" git diff --cached --binary --no-color {base} -- ."
+    );
+    let out = ws
+        .execute(ExecRequest::new(script).timeout(std::time::Duration::from_secs(300)))
+        .await?;
+    if out.exit_code != 0 {
         return Err(WorkspaceError::Git(format!(
-            "git diff failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "cannot compute the patch: {}",
+            out.stderr.trim()
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
@@ -284,7 +314,7 @@ mod tests {
     #[test]
     fn name_status_parses_renames_and_kinds() {
         let listing = "M\0a.txt\0R100\0old.txt\0new.txt\0D\0gone.txt\0A\0fresh.txt\0";
-        let changes = parse_name_status(listing);
+        let changes = parse_name_status(listing, false);
         let pairs: Vec<_> = changes
             .iter()
             .map(|c| (c.status, c.path.as_str()))
@@ -296,6 +326,24 @@ mod tests {
                 (GitChangeStatus::Moved, "new.txt"),
                 (GitChangeStatus::Deleted, "gone.txt"),
                 (GitChangeStatus::Added, "fresh.txt"),
+            ]
+        );
+    }
+
+    #[test]
+    fn name_status_splits_renames_when_asked() {
+        let listing = "R100\0old.txt\0new.txt\0C90\0src.txt\0copy.txt\0";
+        let changes = parse_name_status(listing, true);
+        let pairs: Vec<_> = changes
+            .iter()
+            .map(|c| (c.status, c.path.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (GitChangeStatus::Deleted, "old.txt"),
+                (GitChangeStatus::Added, "new.txt"),
+                (GitChangeStatus::Added, "copy.txt"),
             ]
         );
     }

@@ -5,6 +5,7 @@
 
 pub mod git;
 pub mod local;
+pub mod remote;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use git::{GitChange, GitChangeStatus, GitDiff};
 pub use local::LocalWorkspace;
+pub use remote::RemoteWorkspace;
 
 /// The kinds of workspace, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,8 @@
 //! on loopback that answers from a script and records every request.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

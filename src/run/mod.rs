@@ -1,6 +1,8 @@
 //! `sandcrab run`: config → workspace → conversation → outputs. Prints progress as the agent
 //! works and returns the exit code of the run.
 
+mod remote;
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,10 +13,11 @@ use anyhow::{Context, Result};
 use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, ToolContext};
 use crate::agent::Agent;
-use crate::config::{PromptSource, RunConfig};
+use crate::config::{PromptSource, RunConfig, WorkspaceChoice};
+use crate::conversation::event::Event;
 use crate::conversation::local::last_observation;
 use crate::conversation::state::ExecutionStatus;
-use crate::conversation::{ConversationOptions, LocalConversation, RunEnd};
+use crate::conversation::{Conversation, ConversationOptions, LocalConversation, RunEnd};
 use crate::demo::{self, DemoRepo};
 use crate::error::{BadInput, ExitCode};
 use crate::llm::metrics::Prices;
@@ -37,19 +40,15 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
     let repo_dir = demo_repo
         .as_ref()
         .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
-    let workspace = LocalWorkspace::new(&repo_dir)
-        .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
     let prompt = read_prompt(&config.prompt)?;
-    let llm = build_llm(&config, workspace.root())?;
+    let (workspace, mut conversation) = open(&config, &repo_dir).await?;
     let redactor = Redactor::new(config.secrets.iter().cloned());
-    let mut conversation = open_conversation(&config, &workspace, llm)?;
-    let base = base_commit(workspace.root()).await?;
-    conversation.set_base_commit(base)?;
-    announce(&config, &conversation, &workspace);
+    let base = git::workspace_base(workspace.as_ref()).await?;
+    announce(&config, conversation.as_ref(), workspace.as_ref());
     let mut printer = Progress::new();
     conversation.add_listener(Box::new(move |e| printer.print(e)));
-    if should_send_prompt(&conversation, &prompt) {
-        conversation.send_message(&prompt)?;
+    if should_send_prompt(conversation.as_ref(), &prompt) {
+        conversation.send_message(&prompt).await?;
     }
     watch_signals(conversation.pause_handle());
     let setup_ms = ms_since(started);
@@ -58,13 +57,14 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
     let run_ms = ms_since(run_started);
     conversation.close().await?;
     let report_started = Instant::now();
-    let status = run_status(&end);
-    let patch = patch(
-        workspace.root(),
-        conversation.state().base_commit.as_deref(),
-    )
-    .await;
-    let mut result = run_result(&conversation, &end, &workspace, &patch);
+    let patch = patch(workspace.as_ref(), base.as_deref()).await;
+    let mut result = run_result(
+        conversation.as_ref(),
+        &end,
+        workspace.as_ref(),
+        &patch,
+        &config.llm.model,
+    );
     result.timings = Timings {
         setup_ms,
         run_ms,
@@ -72,7 +72,7 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
         report_ms: 0.0,
         total_ms: 0.0,
     };
-    let tasks = task_list(&conversation);
+    let tasks = task_list(conversation.events());
     result.timings.report_ms = ms_since(report_started);
     result.timings.total_ms = ms_since(started);
     let outputs = report::write_outputs(
@@ -83,8 +83,26 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
         tasks.as_ref(),
         &|s| redactor.redact(s),
     )?;
+    workspace.close().await?;
     print_summary(&result, &outputs.result, &config.out_dir);
-    Ok(status.exit_code())
+    Ok(run_status(&end).exit_code())
+}
+
+/// The workspace `--workspace` names and its conversation, by the factory rule: a Local
+/// workspace gets a Local conversation, a remote one a Remote conversation.
+async fn open(
+    config: &RunConfig,
+    repo_dir: &Path,
+) -> Result<(Arc<dyn Workspace>, Box<dyn Conversation>)> {
+    match config.workspace {
+        WorkspaceChoice::Local => {
+            let ws = LocalWorkspace::new(repo_dir)
+                .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
+            let conversation = local_conversation(config, &ws)?;
+            Ok((Arc::new(ws), Box::new(conversation)))
+        }
+        WorkspaceChoice::Remote => remote::open(config).await,
+    }
 }
 
 fn read_prompt(source: &PromptSource) -> Result<String, BadInput> {
@@ -120,12 +138,10 @@ fn build_llm(config: &RunConfig, workspace: &Path) -> Result<Arc<dyn LlmClient>,
         .map_err(|e| BadInput::new(e.to_string()))
 }
 
-fn open_conversation(
-    config: &RunConfig,
-    workspace: &LocalWorkspace,
-    llm: Arc<dyn LlmClient>,
-) -> Result<LocalConversation> {
-    let mut ctx = ToolContext::new(workspace.root());
+fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<LocalConversation> {
+    let root = Path::new(workspace.working_dir());
+    let llm = build_llm(config, root)?;
+    let mut ctx = ToolContext::new(root);
     ctx.env_remove = config.env_remove.clone();
     let prices = Prices {
         input: config.llm.input_cost_per_token,
@@ -154,7 +170,7 @@ fn open_conversation(
 /// A new conversation gets the task. A resumed one that was cut off (error, stuck, paused,
 /// killed) continues without it; a finished one takes a prompt that differs from its last
 /// task as a follow-up.
-fn should_send_prompt(conversation: &LocalConversation, prompt: &str) -> bool {
+fn should_send_prompt(conversation: &dyn Conversation, prompt: &str) -> bool {
     if prompt.trim().is_empty() {
         return false;
     }
@@ -165,30 +181,19 @@ fn should_send_prompt(conversation: &LocalConversation, prompt: &str) -> bool {
         && conversation.last_user_message().as_deref() != Some(prompt)
 }
 
-async fn base_commit(dir: &Path) -> Result<Option<String>> {
-    if git::repo_root(dir).await?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(
-        git::head_commit(dir)
-            .await?
-            .unwrap_or_else(|| git::EMPTY_TREE.to_string()),
-    ))
-}
-
 /// The patch of the run; empty (with a warning) outside a git repository or when git fails.
-async fn patch(dir: &Path, base: Option<&str>) -> String {
+async fn patch(workspace: &dyn Workspace, base: Option<&str>) -> String {
     let Some(base) = base else {
         eprintln!(
-            "sandcrab: warning: {} is not a git repository; changes.patch will be empty",
-            dir.display()
+            "sandcrab: warning: {} is not in a git repository; changes.patch will be empty",
+            workspace.working_dir()
         );
         return String::new();
     };
-    match git::patch_since(dir, base).await {
+    match git::workspace_patch(workspace, base).await {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("sandcrab: warning: cannot compute changes.patch: {e}");
+            eprintln!("sandcrab: warning: {e}");
             String::new()
         }
     }
@@ -227,10 +232,11 @@ fn run_status(end: &RunEnd) -> RunStatus {
 }
 
 fn run_result(
-    conversation: &LocalConversation,
+    conversation: &dyn Conversation,
     end: &RunEnd,
-    workspace: &LocalWorkspace,
+    workspace: &dyn Workspace,
     patch: &str,
+    model: &str,
 ) -> RunResult {
     let stats = conversation.stats();
     let (total, cost) = stats.totals();
@@ -253,8 +259,8 @@ fn run_result(
         conversation_id: conversation.id().to_string(),
         summary: conversation.final_response(),
         error,
-        model: conversation.state().agent.model.clone(),
-        iterations: conversation.state().iterations,
+        model: model.to_string(),
+        iterations: conversation.iterations(),
         actions: conversation
             .events()
             .iter()
@@ -278,11 +284,11 @@ fn run_result(
     }
 }
 
-fn task_list(conversation: &LocalConversation) -> Option<serde_json::Value> {
-    last_observation(conversation.events(), "task_tracker").map(|o| o["task_list"].clone())
+fn task_list(events: &[Event]) -> Option<serde_json::Value> {
+    last_observation(events, "task_tracker").map(|o| o["task_list"].clone())
 }
 
-fn announce(config: &RunConfig, conversation: &LocalConversation, workspace: &LocalWorkspace) {
+fn announce(config: &RunConfig, conversation: &dyn Conversation, workspace: &dyn Workspace) {
     let verb = if conversation.resumed() {
         "resuming"
     } else {

@@ -1,0 +1,80 @@
+"""The OpenHands Python SDK (1.58.2) driving `sandcrab serve`: RemoteWorkspace's
+execute_command / file_upload / file_download / git_changes / git_diff, and a RemoteConversation
+run with the shared scripted model. Runs inside the peer chroot (shared/peer/run.sh); the
+server runs on the host, reachable on the shared loopback.
+
+  python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR
+
+Prints one PASS/FAIL line per check and exits 1 if any failed.
+"""
+import os
+import sys
+import tempfile
+
+from pydantic import SecretStr
+
+from openhands.sdk import LLM, Agent, Conversation, Tool
+from openhands.sdk.workspace import RemoteWorkspace
+from openhands.tools.file_editor import FileEditorTool
+from openhands.tools.terminal import TerminalTool
+
+server, key, llm_port, workdir = sys.argv[1:5]
+failures = 0
+
+
+def check(name, ok, detail=""):
+    global failures
+    print(f"{'PASS' if ok else 'FAIL'} sdk->sandcrab {name}" + (f": {detail}" if not ok else ""))
+    failures += 0 if ok else 1
+
+
+ws = RemoteWorkspace(host=server, api_key=key, working_dir=workdir)
+
+r = ws.execute_command("echo hi; echo oops >&2")
+check("execute_command stdout/stderr", r.exit_code == 0 and r.stdout.strip() == "hi" and "oops" in r.stderr, repr(r))
+r = ws.execute_command("exit 3")
+check("execute_command exit code", r.exit_code == 3, repr(r))
+r = ws.execute_command("pwd", cwd=workdir)
+check("execute_command cwd", r.stdout.strip() == workdir, repr(r))
+r = ws.execute_command("sleep 5", timeout=1)
+check("execute_command timeout", r.timeout_occurred and r.exit_code == -1, repr(r))
+
+local = tempfile.mkdtemp()
+src = os.path.join(local, "up.bin")
+payload = bytes(range(256)) * 1000
+with open(src, "wb") as f:
+    f.write(payload)
+up = ws.file_upload(src, f"{workdir}/uploaded/up.bin")
+check("file_upload", up.success, repr(up))
+dst = os.path.join(local, "down.bin")
+down = ws.file_download(f"{workdir}/uploaded/up.bin", dst)
+check("file_download round trip", down.success and open(dst, "rb").read() == payload, repr(down))
+
+changes = ws.git_changes(workdir)
+paths = {str(c.path): getattr(c.status, "value", str(c.status)) for c in changes}
+check("git_changes", paths.get("tracked.txt") == "UPDATED" and paths.get("new.txt") == "ADDED", repr(changes))
+diff = ws.git_diff(f"{workdir}/tracked.txt")
+# OpenHands' server (and ours, matching it) returns the contents without the final newline.
+check("git_diff", diff.original == "before" and diff.modified == "after", repr(diff))
+
+llm = LLM(model="openai/scripted", base_url=f"http://127.0.0.1:{llm_port}/v1",
+          api_key=SecretStr("x"), usage_id="agent", num_retries=0)
+agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name), Tool(name=FileEditorTool.name)])
+conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+check("RemoteConversation created", type(conv).__name__ == "RemoteConversation", type(conv).__name__)
+conv.send_message("run the script")
+conv.run()
+status = str(conv.state.execution_status)
+check("RemoteConversation finished", status.lower().endswith("finished"), status)
+events = list(conv.state.events)
+actions = [e for e in events if type(e).__name__ == "ActionEvent"]
+terminal = [a for a in actions if a.tool_name == "terminal"]
+check("RemoteConversation events", len(terminal) == 3 and actions[-1].tool_name == "finish",
+      f"{len(events)} events, tools {[a.tool_name for a in actions]}")
+observations = [e for e in events if type(e).__name__ == "ObservationEvent"]
+check("observations parsed as TerminalObservation",
+      any("step-2" in str(o.observation) for o in observations), repr(observations[-1:]))
+conv.close()
+
+print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")
+sys.exit(1 if failures else 0)
