@@ -17,8 +17,8 @@ use serde::Serialize;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 
-use super::bash::{missing, required, Answer};
 use super::error::ApiError;
+use super::validation::{missing, required, Answer};
 use super::AppState;
 
 /// Bytes read or written at a time.

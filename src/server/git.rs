@@ -11,8 +11,8 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::bash::{required, Answer};
 use super::error::ApiError;
+use super::validation::{required, Answer};
 use super::AppState;
 use crate::workspace::git;
 use crate::workspace::{GitChange, GitDiff, WorkspaceError};

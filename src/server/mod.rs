@@ -10,6 +10,7 @@ pub mod files;
 pub mod git;
 pub mod info;
 pub mod sockets;
+pub mod validation;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -6,6 +6,7 @@
 pub mod git;
 pub mod local;
 pub mod remote;
+pub mod server_api;
 
 use std::path::Path;
 use std::time::Duration;

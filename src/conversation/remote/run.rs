@@ -1,0 +1,174 @@
+//! One run of a `RemoteConversation` on the server: `POST .../run` (409: already running;
+//! 429: retried), `POST .../pause` when asked, waiting for a terminal or paused
+//! `execution_status` (from the socket, with `GET /api/conversations/{id}` every 2 s as a
+//! fallback, trusted after two agreeing answers), waiting briefly for trailing events (the
+//! `ConversationErrorEvent` follows the `error` status), and mapping the end to a `RunEnd`.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use reqwest::{Method, StatusCode};
+
+use super::conversation_path;
+use super::RemoteConversation;
+use crate::conversation::event::EventBody;
+use crate::conversation::state::ExecutionStatus;
+use crate::conversation::RunEnd;
+
+/// How often `run` asks the server for the status, in case the socket misses it.
+const STATUS_POLL: Duration = Duration::from_secs(2);
+/// Consecutive failed status polls before `run` gives up on an unreachable server.
+const MAX_POLL_FAILURES: u32 = 30;
+const TICK: Duration = Duration::from_millis(200);
+
+impl RemoteConversation {
+    /// `POST /run`; "already running" (409) is fine, "too many runs" (429) is retried.
+    pub(super) async fn start_run(&mut self) -> Result<()> {
+        let path = format!("{}/run", conversation_path(&self.id));
+        let what = format!("POST {path}");
+        for attempt in 0.. {
+            let rb = self.api.request(Method::POST, &path);
+            match self.api.send(&what, rb).await {
+                Ok(_) => break,
+                Err(e) if e.status == Some(StatusCode::CONFLICT) => break,
+                Err(e) if e.status == Some(StatusCode::TOO_MANY_REQUESTS) && attempt < 10 => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_pause(&mut self) -> Result<()> {
+        let path = format!("{}/pause", conversation_path(&self.id));
+        let rb = self.api.request(Method::POST, &path);
+        self.api.send(&format!("POST {path}"), rb).await?;
+        Ok(())
+    }
+
+    /// Waits until the status is terminal or paused (from the socket, or REST polls).
+    pub(super) async fn wait_for_end(&mut self) -> Result<ExecutionStatus> {
+        let mut poll = StatusPoll::new();
+        let mut pause_sent = false;
+        loop {
+            self.drain()?;
+            if ends_run(self.status) {
+                return Ok(self.status);
+            }
+            if !pause_sent && self.pause.load(Ordering::SeqCst) {
+                self.request_pause().await?;
+                pause_sent = true;
+            }
+            if Instant::now() >= poll.next {
+                if let Some(status) = self.poll_status(&mut poll).await? {
+                    self.sync_events().await?;
+                    self.status = status;
+                    return Ok(status);
+                }
+            }
+            self.wait_feed(TICK).await?;
+        }
+    }
+
+    /// One REST status poll; returns the end status once two polls in a row agree on it.
+    async fn poll_status(&mut self, poll: &mut StatusPoll) -> Result<Option<ExecutionStatus>> {
+        poll.next = Instant::now() + STATUS_POLL;
+        let info = match self.fetch_info().await {
+            Ok(info) => info,
+            Err(e) if e.status == Some(StatusCode::NOT_FOUND) => {
+                bail!(
+                    "conversation {} no longer exists on the agent-server",
+                    self.id
+                )
+            }
+            Err(e) if e.status.is_none() && poll.failures < MAX_POLL_FAILURES => {
+                poll.failures += 1;
+                tracing::warn!("{e}; retrying");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        poll.failures = 0;
+        self.set_stats_from(&info["stats"]);
+        let status = serde_json::from_value::<ExecutionStatus>(info["execution_status"].clone())
+            .ok()
+            .filter(|s| ends_run(*s));
+        let agreed = status.is_some() && status == poll.last_end;
+        poll.last_end = status;
+        Ok(if agreed { status } else { None })
+    }
+
+    /// After the end status: waits briefly for trailing events (the error event follows the
+    /// `error` status; a `full_state` snapshot closes the run), then refreshes the stats.
+    pub(super) async fn settle(&mut self, status: ExecutionStatus, run_start: usize) -> Result<()> {
+        let snapshots = self.full_states;
+        let cap = Instant::now() + Duration::from_secs(2);
+        while self.full_states == snapshots && Instant::now() < cap {
+            if !self.wait_feed(Duration::from_millis(300)).await? {
+                break;
+            }
+        }
+        let wants_error = matches!(status, ExecutionStatus::Error | ExecutionStatus::Stuck);
+        if wants_error && self.last_error(run_start).is_none() {
+            self.sync_events().await?;
+        }
+        match self.fetch_info().await {
+            Ok(info) => self.set_stats_from(&info["stats"]),
+            Err(e) => tracing::debug!("cannot refresh the stats: {e}"),
+        }
+        Ok(())
+    }
+
+    /// The last `ConversationErrorEvent` (code, detail) since event `from`.
+    fn last_error(&self, from: usize) -> Option<(String, String)> {
+        let events = self.log.events().get(from..).unwrap_or_default();
+        events.iter().rev().find_map(|e| match &e.body {
+            EventBody::ConversationErrorEvent { code, detail, .. } => {
+                Some((code.clone(), detail.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    pub(super) fn run_end(&self, status: ExecutionStatus, run_start: usize) -> RunEnd {
+        let error = self.last_error(run_start);
+        match status {
+            ExecutionStatus::Finished => RunEnd::Finished,
+            ExecutionStatus::Paused => RunEnd::Paused,
+            ExecutionStatus::Stuck => RunEnd::Stuck(error.map(|(_, d)| d).unwrap_or_else(|| {
+                "the agent-server's stuck detector stopped the agent repeating itself".into()
+            })),
+            ExecutionStatus::Error => match error {
+                Some((code, _)) if code == "MaxIterationsReached" => {
+                    RunEnd::MaxIterations(self.max_iterations)
+                }
+                Some((_, detail)) => RunEnd::Error(detail),
+                None => RunEnd::Error("the run failed on the agent-server (no error event)".into()),
+            },
+            other => RunEnd::Error(format!("the run stopped with status {}", other.as_str())),
+        }
+    }
+}
+
+/// When `run` returns.
+fn ends_run(status: ExecutionStatus) -> bool {
+    status.is_terminal() || status == ExecutionStatus::Paused
+}
+
+struct StatusPoll {
+    next: Instant,
+    last_end: Option<ExecutionStatus>,
+    failures: u32,
+}
+
+impl StatusPoll {
+    fn new() -> Self {
+        StatusPoll {
+            next: Instant::now() + STATUS_POLL,
+            last_end: None,
+            failures: 0,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! What a `RemoteConversation` asks the agent-server for: the agent (`RemoteAgentSpec`: model,
+//! LLM endpoint, tools), the set-up (`RemoteOptions`) and the `POST /api/conversations` body
+//! built from them, with tool class names turned into the server's registry names.
+
+use serde_json::{json, Value};
+
+/// The tools an agent gets unless told otherwise.
+pub const DEFAULT_TOOLS: [&str; 3] = ["TerminalTool", "FileEditorTool", "TaskTrackerTool"];
+
+/// The agent the server should run.
+#[derive(Debug, Clone)]
+pub struct RemoteAgentSpec {
+    /// As the server's LLM layer (LiteLLM for OpenHands) names it, e.g. `openai/gpt-4o`.
+    pub model: String,
+    pub base_url: Option<String>,
+    /// Also hidden from every event.
+    pub api_key: Option<String>,
+    /// OpenHands tool spec names (`terminal`, or the class name `TerminalTool`).
+    pub tools: Vec<String>,
+}
+
+impl RemoteAgentSpec {
+    pub fn new(model: impl Into<String>) -> Self {
+        RemoteAgentSpec {
+            model: model.into(),
+            base_url: None,
+            api_key: None,
+            tools: DEFAULT_TOOLS.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    /// The `agent` object of the create request.
+    fn to_json(&self) -> Value {
+        let mut llm = json!({"model": self.model, "usage_id": "agent"});
+        if let Some(url) = &self.base_url {
+            llm["base_url"] = json!(url);
+        }
+        if let Some(key) = &self.api_key {
+            llm["api_key"] = json!(key);
+        }
+        let tools: Vec<Value> = self
+            .tools
+            .iter()
+            .map(|t| json!({"name": tool_spec_name(t)}))
+            .collect();
+        json!({"kind": "Agent", "llm": llm, "tools": tools})
+    }
+}
+
+/// The registry name OpenHands derives from a tool class name: `TerminalTool` → `terminal`,
+/// `FileEditorTool` → `file_editor`. Names without capitals are kept.
+pub fn tool_spec_name(name: &str) -> String {
+    if !name.chars().any(|c| c.is_ascii_uppercase()) {
+        return name.to_string();
+    }
+    let chars: Vec<char> = name.chars().collect();
+    let mut snake = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1);
+        let boundary = c.is_ascii_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_ascii_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+            });
+        if boundary {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    match snake.strip_suffix("_tool") {
+        Some(short) if !short.is_empty() => short.to_string(),
+        _ => snake,
+    }
+}
+
+/// How the conversation is set up.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// Attach to this conversation when the server has it, else create it with this id
+    /// (OpenHands wants a UUID).
+    pub conversation_id: Option<String>,
+    pub max_iterations: u32,
+    pub stuck_detection: bool,
+    /// Values hidden from every event.
+    pub secrets: Vec<String>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            conversation_id: None,
+            max_iterations: 100,
+            stuck_detection: true,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// The body of `POST /api/conversations`: the agent, a `LocalWorkspace` (local to the server)
+/// at `working_dir`, the limits, and the wanted id if any.
+pub(super) fn create_body(
+    spec: &RemoteAgentSpec,
+    options: &RemoteOptions,
+    working_dir: &str,
+) -> Value {
+    let mut body = json!({
+        "agent": spec.to_json(),
+        "workspace": {"kind": "LocalWorkspace", "working_dir": working_dir},
+        "max_iterations": options.max_iterations,
+        "stuck_detection": options.stuck_detection,
+    });
+    if let Some(id) = &options.conversation_id {
+        body["conversation_id"] = json!(id);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_become_registry_names() {
+        assert_eq!(tool_spec_name("TerminalTool"), "terminal");
+        assert_eq!(tool_spec_name("FileEditorTool"), "file_editor");
+        assert_eq!(tool_spec_name("TaskTrackerTool"), "task_tracker");
+        assert_eq!(tool_spec_name("XMLHttpRequest"), "xml_http_request");
+        assert_eq!(tool_spec_name("terminal"), "terminal");
+    }
+
+    #[test]
+    fn create_body_names_tools_and_usage() {
+        let mut spec = RemoteAgentSpec::new("openai/m");
+        spec.base_url = Some("http://llm/v1".into());
+        let agent = spec.to_json();
+        assert_eq!(agent["llm"]["usage_id"], "agent");
+        assert_eq!(agent["llm"]["base_url"], "http://llm/v1");
+        assert!(agent["llm"].get("api_key").is_none());
+        assert_eq!(agent["tools"][0]["name"], "terminal");
+    }
+}
