@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod metrics;
 pub mod openai;
+pub mod relay;
 pub mod retry;
 pub mod scripted;
 pub mod types;
@@ -137,6 +138,29 @@ fn load_script(
         .map_err(|e| script_error(format!("could not read the file: {e}")))?;
     scripted::ScriptedModel::from_yaml(name, &yaml, workspace.map(Path::to_path_buf))
         .map_err(script_error)
+}
+
+/// Where a model's requests go: a script file, or an HTTP server speaking Anthropic Messages or
+/// OpenAI chat completions (what a relay in front of it must forward to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Scripted { path: String },
+    Http { anthropic: bool, base_url: String },
+}
+
+/// The endpoint `config` names, with the provider's default server filled in.
+pub fn endpoint(config: &LlmConfig) -> Result<Endpoint, LlmSetupError> {
+    Ok(match ModelSpec::parse(config)? {
+        ModelSpec::Scripted { path } => Endpoint::Scripted { path },
+        ModelSpec::Anthropic { base_url, .. } => Endpoint::Http {
+            anthropic: true,
+            base_url,
+        },
+        ModelSpec::OpenAi { base_url, .. } => Endpoint::Http {
+            anthropic: false,
+            base_url,
+        },
+    })
 }
 
 /// What a model string names: which client, which model on the wire, which server.
