@@ -36,6 +36,76 @@ pub enum WorkspaceChoice {
     Local,
     /// A running agent-server (sandcrab's or OpenHands'): --server-url, --session-api-key.
     Remote,
+    /// A container on a Docker engine (`DOCKER_HOST` honoured), from any local image.
+    Docker,
+}
+
+/// What the CI runner offers (`runner-requirements`): where the agent may run when
+/// `--workspace` is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunnerRequirements {
+    /// Docker when an engine answers, else a cloud sandbox when configured.
+    Auto,
+    /// A Docker engine on the runner.
+    Docker,
+    /// Nothing on the runner: a cloud sandbox.
+    None,
+}
+
+/// Options of the Docker workspace.
+#[derive(Debug, Clone, Args)]
+pub struct DockerArgs {
+    /// The sandbox image (any local image: the agent-server is copied in, nothing is built).
+    #[arg(
+        long,
+        default_value = "buildpack-deps:bookworm-scm",
+        env = "SANDCRAB_IMAGE"
+    )]
+    pub image: String,
+
+    /// The static sandcrab binary copied into the sandbox [default: this binary]
+    #[arg(long, env = "SANDCRAB_SANDBOX_BINARY")]
+    pub sandbox_binary: Option<PathBuf>,
+
+    /// Environment variables passed into the sandbox, by name (repeat, or comma-separate).
+    #[arg(
+        long = "forward-env",
+        env = "SANDCRAB_FORWARD_ENV",
+        value_delimiter = ','
+    )]
+    pub forward_env: Vec<String>,
+
+    /// Memory limit of the sandbox, e.g. 2g, 512m.
+    #[arg(long, env = "SANDCRAB_MEMORY")]
+    pub memory: Option<String>,
+
+    /// CPUs of the sandbox, e.g. 1.5.
+    #[arg(long, env = "SANDCRAB_CPUS")]
+    pub cpus: Option<f64>,
+
+    /// Most processes the sandbox may run.
+    #[arg(long, env = "SANDCRAB_PIDS_LIMIT")]
+    pub pids_limit: Option<i64>,
+
+    /// User inside the sandbox (name or uid[:gid]).
+    #[arg(long, env = "SANDCRAB_SANDBOX_USER")]
+    pub sandbox_user: Option<String>,
+
+    /// Docker network mode of the sandbox.
+    #[arg(long, env = "SANDCRAB_NETWORK")]
+    pub network: Option<String>,
+
+    /// Image platform, e.g. linux/amd64.
+    #[arg(long, env = "SANDCRAB_PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Extra container labels KEY=VALUE (repeat).
+    #[arg(long = "label", value_delimiter = ',')]
+    pub labels: Vec<String>,
+
+    /// Keep the sandbox of a failed run for debugging (its id is printed).
+    #[arg(long, env = "SANDCRAB_KEEP_ON_FAILURE")]
+    pub keep_on_failure: bool,
 }
 
 /// Flags of `sandcrab run`; each can also come from the environment variable shown.
@@ -46,9 +116,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub demo: bool,
 
-    /// Where the agent runs.
-    #[arg(long, value_enum, default_value = "local", env = "SANDCRAB_WORKSPACE")]
-    pub workspace: WorkspaceChoice,
+    /// Where the agent runs [default: local, or what --runner-requirements picks]
+    #[arg(long, value_enum, env = "SANDCRAB_WORKSPACE")]
+    pub workspace: Option<WorkspaceChoice>,
+
+    /// What the CI runner offers, when --workspace is not given: auto (Docker when an engine
+    /// answers), docker, or none (a cloud sandbox).
+    #[arg(long, value_enum, env = "SANDCRAB_RUNNER_REQUIREMENTS")]
+    pub runner_requirements: Option<RunnerRequirements>,
+
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
     /// The repository the agent works on.
     #[arg(long, default_value = ".", env = "SANDCRAB_REPO_DIR")]
@@ -141,7 +219,10 @@ pub enum PromptSource {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub demo: bool,
-    pub workspace: WorkspaceChoice,
+    /// `None`: decided at run time from `runner_requirements` (needs a Docker probe).
+    pub workspace: Option<WorkspaceChoice>,
+    pub runner_requirements: Option<RunnerRequirements>,
+    pub docker: DockerArgs,
     pub repo_dir: PathBuf,
     /// The agent-server of a remote workspace, and its session key.
     pub server_url: Option<String>,
@@ -158,6 +239,8 @@ pub struct RunConfig {
     pub secrets: Vec<String>,
     /// Environment variable names removed from the agent's shell.
     pub env_remove: Vec<String>,
+    /// Variables passed into a sandbox (`--forward-env`), with their values now.
+    pub forward_env: Vec<(String, String)>,
 }
 
 impl RunConfig {
@@ -178,7 +261,18 @@ impl RunConfig {
             .persistence_dir
             .clone()
             .unwrap_or_else(|| args.out.join("conversations"));
-        if args.workspace == WorkspaceChoice::Remote && args.server_url.is_none() {
+        let workspace = match (args.workspace, args.runner_requirements) {
+            (Some(w), _) => Some(w),
+            (None, None) => Some(WorkspaceChoice::Local),
+            (None, Some(RunnerRequirements::Docker)) => Some(WorkspaceChoice::Docker),
+            (None, Some(RunnerRequirements::None)) => {
+                return Err(BadInput::new(
+                    "runner-requirements none needs a cloud sandbox, which this version of sandcrab does not provide yet; use a runner with Docker (runner-requirements docker)",
+                ))
+            }
+            (None, Some(RunnerRequirements::Auto)) => None,
+        };
+        if args.workspace == Some(WorkspaceChoice::Remote) && args.server_url.is_none() {
             return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
         }
         let session_api_key = args.session_api_key.clone().filter(|k| !k.is_empty());
@@ -191,7 +285,8 @@ impl RunConfig {
             .collect();
         Ok(RunConfig {
             demo: args.demo,
-            workspace: args.workspace,
+            workspace,
+            runner_requirements: args.runner_requirements,
             repo_dir: args.repo_dir,
             server_url: args.server_url,
             session_api_key,
@@ -205,6 +300,8 @@ impl RunConfig {
             stuck_detection: !args.no_stuck_detection,
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
+            forward_env: forwarded(&args.docker.forward_env),
+            docker: args.docker,
         })
     }
 }
@@ -245,6 +342,16 @@ fn llm_config(args: &RunArgs, model: String) -> Result<LlmConfig, BadInput> {
     llm.input_cost_per_token = args.input_cost_per_mtok.map(|c| c / 1e6);
     llm.output_cost_per_token = args.output_cost_per_mtok.map(|c| c / 1e6);
     Ok(llm)
+}
+
+/// The named variables that are set, with their values (names the user chose to pass in).
+fn forwarded(names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| std::env::var(n).ok().map(|v| (n.to_string(), v)))
+        .collect()
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod config;
 pub mod conversation;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod llm;
 pub mod redact;

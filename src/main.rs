@@ -24,6 +24,9 @@ enum Command {
     /// and report.md. Exit codes: 0 finished, 1 the agent failed, 2 bad input or setup,
     /// 130 interrupted.
     Run(Box<RunArgs>),
+    /// Check what runs need here (git, a Docker engine, a static binary); --sweep removes the
+    /// containers and networks that crashed runs left behind.
+    Doctor(sandcrab::doctor::DoctorArgs),
     /// Serve the OpenHands-compatible agent-server API (REST + WebSocket) on HOST:PORT.
     Serve(ServeArgs),
 }
@@ -44,6 +47,8 @@ fn main() -> ProcessExit {
     let code = match cli.command {
         Command::Run(args) => run(*args),
         Command::Serve(args) => serve(args),
+        Command::Doctor(args) => block_on(async { Ok(sandcrab::doctor::doctor(args).await) })
+            .unwrap_or_else(|e| fail(&e)),
     };
     ProcessExit::from(code as u8)
 }

@@ -1,6 +1,7 @@
 //! `sandcrab run`: config → workspace → conversation → outputs. Prints progress as the agent
 //! works and returns the exit code of the run.
 
+mod docker;
 mod remote;
 
 use std::path::Path;
@@ -21,17 +22,28 @@ use crate::conversation::{Conversation, ConversationOptions, LocalConversation, 
 use crate::demo::{self, DemoRepo};
 use crate::error::{BadInput, ExitCode};
 use crate::llm::metrics::Prices;
+use crate::llm::relay::Relay;
 use crate::llm::{self, LlmClient};
 use crate::redact::Redactor;
 use crate::report::{
     self, diffstat, ms_since, progress::Progress, RunResult, RunStatus, Timings, Tokens,
     WorkspaceSummary,
 };
-use crate::workspace::{git, LocalWorkspace, Workspace};
+use crate::workspace::{git, DockerWorkspace, LocalWorkspace, Workspace};
+
+/// What a run works with: the workspace, its conversation, and what must live as long as the
+/// run (a relay, the Docker sandbox to keep when a run fails and --keep-on-failure says so).
+struct Session {
+    workspace: Arc<dyn Workspace>,
+    conversation: Box<dyn Conversation>,
+    _relay: Option<Relay>,
+    docker: Option<Arc<DockerWorkspace>>,
+}
 
 /// Runs the agent as configured; returns the process exit code.
 pub async fn run(config: RunConfig) -> Result<ExitCode> {
     let started = Instant::now();
+    remove_sandboxes_on_panic();
     let demo_repo = if config.demo {
         Some(DemoRepo::create()?)
     } else {
@@ -41,68 +53,149 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
         .as_ref()
         .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
     let prompt = read_prompt(&config.prompt)?;
-    let (workspace, mut conversation) = open(&config, &repo_dir).await?;
-    let redactor = Redactor::new(config.secrets.iter().cloned());
-    let base = git::workspace_base(workspace.as_ref()).await?;
-    announce(&config, conversation.as_ref(), workspace.as_ref());
+    let mut session = open(&config, &repo_dir).await?;
+    let base = git::workspace_base(session.workspace.as_ref()).await?;
+    announce(
+        &config,
+        session.conversation.as_ref(),
+        session.workspace.as_ref(),
+    );
     let mut printer = Progress::new();
-    conversation.add_listener(Box::new(move |e| printer.print(e)));
-    if should_send_prompt(conversation.as_ref(), &prompt) {
-        conversation.send_message(&prompt).await?;
+    session
+        .conversation
+        .add_listener(Box::new(move |e| printer.print(e)));
+    if should_send_prompt(session.conversation.as_ref(), &prompt) {
+        session.conversation.send_message(&prompt).await?;
     }
-    watch_signals(conversation.pause_handle());
+    watch_signals(session.conversation.pause_handle());
     let setup_ms = ms_since(started);
     let run_started = Instant::now();
-    let end = conversation.run().await?;
+    let end = session.conversation.run().await?;
     let run_ms = ms_since(run_started);
-    conversation.close().await?;
-    let report_started = Instant::now();
-    let patch = patch(workspace.as_ref(), base.as_deref()).await;
-    let mut result = run_result(
-        conversation.as_ref(),
-        &end,
-        workspace.as_ref(),
-        &patch,
-        &config.llm.model,
-    );
-    result.timings = Timings {
-        setup_ms,
-        run_ms,
-        llm_ms: (conversation.stats().total_latency() * 1e6).round() / 1e3,
-        report_ms: 0.0,
-        total_ms: 0.0,
-    };
-    let tasks = task_list(conversation.events());
-    result.timings.report_ms = ms_since(report_started);
+    session.conversation.close().await?;
+    let (mut result, patch) = report_run(&config, &session, &end, base.as_deref()).await?;
+    result.timings.setup_ms = setup_ms;
+    result.timings.run_ms = run_ms;
     result.timings.total_ms = ms_since(started);
-    let outputs = report::write_outputs(
-        &config.out_dir,
-        &result,
-        conversation.events(),
-        &patch,
-        tasks.as_ref(),
-        &|s| redactor.redact(s),
-    )?;
-    workspace.close().await?;
+    let outputs = write_outputs(&config, &session, &result, &patch)?;
+    if let (Some(docker), false) = (&session.docker, end == RunEnd::Finished) {
+        docker.mark_failed();
+    }
+    session.workspace.close().await?;
     print_summary(&result, &outputs.result, &config.out_dir);
     Ok(run_status(&end).exit_code())
 }
 
-/// The workspace `--workspace` names and its conversation, by the factory rule: a Local
-/// workspace gets a Local conversation, a remote one a Remote conversation.
-async fn open(
+/// A panic anywhere still removes the sandboxes this process started.
+fn remove_sandboxes_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        crate::workspace::docker::cleanup::remove_all_blocking();
+        default(info);
+    }));
+}
+
+/// The run's result, with the patch computed in the workspace.
+async fn report_run(
     config: &RunConfig,
-    repo_dir: &Path,
-) -> Result<(Arc<dyn Workspace>, Box<dyn Conversation>)> {
-    match config.workspace {
+    session: &Session,
+    end: &RunEnd,
+    base: Option<&str>,
+) -> Result<(RunResult, String)> {
+    let started = Instant::now();
+    let conversation = session.conversation.as_ref();
+    let patch = patch(session.workspace.as_ref(), base).await;
+    let mut result = run_result(
+        conversation,
+        end,
+        session.workspace.as_ref(),
+        &patch,
+        &config.llm.model,
+    );
+    result.timings = Timings {
+        llm_ms: (conversation.stats().total_latency() * 1e6).round() / 1e3,
+        report_ms: ms_since(started),
+        ..Timings::default()
+    };
+    Ok((result, patch))
+}
+
+/// Writes result.json, trajectory.jsonl, changes.patch and report.md, secrets redacted.
+fn write_outputs(
+    config: &RunConfig,
+    session: &Session,
+    result: &RunResult,
+    patch: &str,
+) -> Result<report::Outputs> {
+    let redactor = Redactor::new(config.secrets.iter().cloned());
+    let events = session.conversation.events();
+    let tasks = task_list(events);
+    report::write_outputs(
+        &config.out_dir,
+        result,
+        events,
+        patch,
+        tasks.as_ref(),
+        &|s| redactor.redact(s),
+    )
+}
+
+/// The workspace `--workspace` names and its conversation, by the factory rule: a Local
+/// workspace gets a Local conversation, every other kind a Remote one.
+async fn open(config: &RunConfig, repo_dir: &Path) -> Result<Session> {
+    let plain = |(workspace, conversation): (Arc<dyn Workspace>, Box<dyn Conversation>)| Session {
+        workspace,
+        conversation,
+        _relay: None,
+        docker: None,
+    };
+    match choose_workspace(config).await? {
         WorkspaceChoice::Local => {
             let ws = LocalWorkspace::new(repo_dir)
                 .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
             let conversation = local_conversation(config, &ws)?;
-            Ok((Arc::new(ws), Box::new(conversation)))
+            Ok(plain((Arc::new(ws), Box::new(conversation))))
         }
-        WorkspaceChoice::Remote => remote::open(config).await,
+        WorkspaceChoice::Remote => remote::open(config).await.map(plain),
+        WorkspaceChoice::Docker => {
+            let d = docker::open(config, repo_dir).await?;
+            Ok(Session {
+                workspace: d.workspace.clone(),
+                conversation: d.conversation,
+                _relay: d.relay,
+                docker: Some(d.workspace),
+            })
+        }
     }
+}
+
+/// `--workspace`, or what `--runner-requirements auto` finds: Docker when an engine answers.
+async fn choose_workspace(config: &RunConfig) -> Result<WorkspaceChoice> {
+    if let Some(choice) = config.workspace {
+        return Ok(choice);
+    }
+    if docker_engine_answers().await {
+        return Ok(WorkspaceChoice::Docker);
+    }
+    Err(BadInput::new(
+        "runner-requirements auto: no Docker engine answers (check DOCKER_HOST or the socket) and no cloud sandbox is configured; use a runner with Docker",
+    )
+    .into())
+}
+
+async fn docker_engine_answers() -> bool {
+    let probe = async {
+        crate::workspace::docker::engine::connect()
+            .await
+            .ok()?
+            .ping()
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), probe).await,
+        Ok(Some(_))
+    )
 }
 
 fn read_prompt(source: &PromptSource) -> Result<String, BadInput> {
@@ -199,7 +292,8 @@ async fn patch(workspace: &dyn Workspace, base: Option<&str>) -> String {
     }
 }
 
-/// First SIGINT/SIGTERM: stop after the current step and write what there is. Second: exit now.
+/// First SIGINT/SIGTERM: stop after the current step and write what there is. Second: remove
+/// every sandbox this process started and exit now.
 fn watch_signals(pause: Arc<std::sync::atomic::AtomicBool>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -212,7 +306,8 @@ fn watch_signals(pause: Arc<std::sync::atomic::AtomicBool>) {
         for round in 0.. {
             tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
             if round > 0 {
-                eprintln!("sandcrab: interrupted again; exiting now");
+                eprintln!("sandcrab: interrupted again; removing sandboxes and exiting now");
+                crate::workspace::docker::cleanup::remove_all_blocking();
                 std::process::exit(ExitCode::Interrupted as i32);
             }
             eprintln!("sandcrab: interrupted; stopping after the current step (again to exit now)");

@@ -3,6 +3,7 @@
 //!
 //! The shapes (`CommandResult`, `FileOperationResult`, `GitChange`, `GitDiff`) are OpenHands'.
 
+pub mod docker;
 pub mod git;
 pub mod local;
 pub mod remote;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use docker::{DockerOptions, DockerWorkspace};
 pub use git::{GitChange, GitChangeStatus, GitDiff};
 pub use local::LocalWorkspace;
 pub use remote::RemoteWorkspace;

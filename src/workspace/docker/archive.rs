@@ -1,0 +1,221 @@
+//! Tar archives built and read in memory, for the Docker archive API: the seed archive (the
+//! agent-server binary, its conversations dir, the working dir and the repository), uploads
+//! (a local file or tree at a container path) and downloads (a container path to a local one).
+//!
+//! Archives are extracted by the engine at `/`, with names relative to it; the engine creates
+//! missing parent directories. Symlinks are stored as symlinks, never followed, and modes are
+//! kept. Files belong to `owner` (the container user's uid/gid, root by default), so tools in
+//! the container (git's ownership check, the agent's edits) treat them as their own.
+
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path};
+
+use tar::{Builder, EntryType, Header};
+
+/// uid and gid of the archived files.
+pub type Owner = (u64, u64);
+
+/// Where the seed archive puts things.
+pub struct Seed<'a> {
+    pub binary: &'a Path,
+    pub binary_at: &'a str,
+    pub conversations_dir: &'a str,
+    pub workdir: &'a str,
+    pub repo: Option<&'a Path>,
+    pub owner: Owner,
+}
+
+/// The archive that prepares a container before it starts.
+pub fn seed_archive(seed: &Seed<'_>) -> io::Result<Vec<u8>> {
+    let mut tar = Builder::new(Vec::new());
+    let binary = std::fs::File::open(seed.binary)?;
+    let len = binary.metadata()?.len();
+    let mut header = plain_header(EntryType::Regular, 0o755, (0, 0));
+    header.set_size(len);
+    tar.append_data(&mut header, rel(seed.binary_at), binary)?;
+    append_dir(&mut tar, seed.conversations_dir, 0o777, seed.owner)?;
+    match seed.repo {
+        Some(repo) => append_tree(&mut tar, repo, &rel(seed.workdir), seed.owner)?,
+        None => append_dir(&mut tar, seed.workdir, 0o755, seed.owner)?,
+    }
+    tar.into_inner()
+}
+
+/// An archive putting the local file or tree `source` at the absolute container path `dest`;
+/// also returns the bytes of file content it holds.
+pub fn path_archive(source: &Path, dest: &str, owner: Owner) -> io::Result<(Vec<u8>, u64)> {
+    let mut tar = Builder::new(Vec::new());
+    append_tree(&mut tar, source, &rel(dest), owner)?;
+    let bytes = tar.into_inner()?;
+    Ok((bytes, content_size(source)?))
+}
+
+/// Unpacks an archive from the engine (whose one top entry is the requested path) at `dest`;
+/// returns the bytes of file content written.
+pub fn unpack_at(archive: &[u8], dest: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    let mut entries = tar::Archive::new(archive);
+    for entry in entries.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.into_owned();
+        let mut parts = name.components();
+        parts.next();
+        if parts.clone().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(io::Error::other(format!(
+                "unsafe path in archive: {name:?}"
+            )));
+        }
+        let rest = parts.as_path();
+        let target = if rest.as_os_str().is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(rest)
+        };
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        if entry.header().entry_type().is_file() {
+            total += entry.header().size()?;
+        }
+        entry.unpack(&target)?;
+    }
+    Ok(total)
+}
+
+/// `/a/b` as the archive name `a/b`.
+fn rel(path: &str) -> String {
+    path.trim_start_matches('/').to_string()
+}
+
+fn plain_header(kind: EntryType, mode: u32, owner: Owner) -> Header {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_uid(owner.0);
+    header.set_gid(owner.1);
+    header.set_size(0);
+    header.set_mtime(now());
+    header
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn append_dir(tar: &mut Builder<Vec<u8>>, path: &str, mode: u32, owner: Owner) -> io::Result<()> {
+    let mut header = plain_header(EntryType::Directory, mode, owner);
+    tar.append_data(&mut header, rel(path), io::empty())
+}
+
+/// Appends `local` (file, symlink or directory, recursively) under the archive name `name`.
+fn append_tree(
+    tar: &mut Builder<Vec<u8>>,
+    local: &Path,
+    name: &str,
+    owner: Owner,
+) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(local)?;
+    let kind = meta.file_type();
+    let mut header = header_for(&meta, owner);
+    if kind.is_symlink() {
+        header.set_entry_type(EntryType::Symlink);
+        tar.append_link(&mut header, name, std::fs::read_link(local)?)
+    } else if kind.is_file() {
+        header.set_size(meta.len());
+        tar.append_data(&mut header, name, std::fs::File::open(local)?)
+    } else if kind.is_dir() {
+        header.set_entry_type(EntryType::Directory);
+        tar.append_data(&mut header, name, io::empty())?;
+        for child in sorted_children(local)? {
+            let child_name = format!("{name}/{}", child.to_string_lossy());
+            append_tree(tar, &local.join(&child), &child_name, owner)?;
+        }
+        Ok(())
+    } else {
+        Ok(()) // sockets, fifos, devices: nothing a repository needs
+    }
+}
+
+fn header_for(meta: &Metadata, owner: Owner) -> Header {
+    let mut header = plain_header(
+        EntryType::Regular,
+        meta.permissions().mode() & 0o7777,
+        owner,
+    );
+    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+    header
+}
+
+fn sorted_children(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    let mut names = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}
+
+/// Bytes of regular-file content under `path` (symlinks not followed).
+fn content_size(path: &Path) -> io::Result<u64> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(if meta.is_file() { meta.len() } else { 0 });
+    }
+    let mut total = 0;
+    for child in std::fs::read_dir(path)? {
+        total += content_size(&child?.path())?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_round_trips_with_modes_and_symlinks() {
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path().join("d");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(root.join("sub/run.sh"), PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let (bytes, size) = path_archive(&root, "/w/d", (0, 0)).unwrap();
+        assert_eq!(size, 10);
+        // The engine answers a download of /w/d with entries under `d/`; emulate that.
+        let mut strip = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = strip
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"w/d/sub/run.sh".to_string()), "{names:?}");
+        let out = tempfile::tempdir().unwrap();
+        let (reroot, _) = path_archive(&root, "/d", (0, 0)).unwrap();
+        let written = unpack_at(&reroot, &out.path().join("copy")).unwrap();
+        assert_eq!(written, 10);
+        let script = out.path().join("copy/sub/run.sh");
+        let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let link = std::fs::read_link(out.path().join("copy/link")).unwrap();
+        assert_eq!(link, Path::new("/etc/passwd"));
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        let mut tar = Builder::new(Vec::new());
+        let mut header = plain_header(EntryType::Regular, 0o644, (0, 0));
+        header.set_size(1);
+        // `append_data` refuses `..`, so write the name into the header directly.
+        header.as_gnu_mut().unwrap().name[..11].copy_from_slice(b"top/../evil");
+        header.set_cksum();
+        tar.append(&header, &b"x"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        assert!(unpack_at(&bytes, out.path()).is_err());
+    }
+}

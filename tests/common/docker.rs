@@ -1,0 +1,168 @@
+//! Docker test helpers: the static agent-server, locally built images (no registry), and the
+//! skip rule (no engine: skip, unless `CI` is set).
+//!
+//! Images, cached by tag and labelled `sandcrab.test=image`: `sandcrab-test-busybox`
+//! (`FROM scratch` + static busybox and its applet links) and `sandcrab-test-git` (busybox plus
+//! the host's git and bash with their libraries and loader, imported with `docker import`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sandcrab::workspace::DockerOptions;
+
+pub const BUSYBOX_IMAGE: &str = "sandcrab-test-busybox:1";
+pub const GIT_IMAGE: &str = "sandcrab-test-git:1";
+pub const TEST_LABEL: &str = "sandcrab.test";
+
+pub fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Whether to run: an engine answers, or (without one) only outside CI.
+pub fn engine_or_skip() -> bool {
+    if docker(&["info"]).is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI needs a Docker engine");
+    eprintln!("skipped: no Docker engine");
+    false
+}
+
+pub fn container_exists(id: &str) -> bool {
+    docker(&["container", "inspect", id]).is_ok()
+}
+
+/// The static agent-server (built once per test binary, as tests/static_binary.rs does).
+pub fn static_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--release", "--bin", "sandcrab"])
+                .args(["--target", "x86_64-unknown-linux-musl"])
+                .current_dir(&root)
+                .status()
+                .expect("cargo runs");
+            assert!(
+                status.success(),
+                "the static build failed (musl-tools installed?)"
+            );
+            let target =
+                std::env::var("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
+            target.join("x86_64-unknown-linux-musl/release/sandcrab")
+        })
+        .clone()
+}
+
+/// A rootfs with static busybox in /bin, its applets as symlinks, and /tmp.
+fn busybox_rootfs(root: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    let applets = host_output("/bin/busybox", &["--list"]);
+    for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+    }
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+fn host_output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(out.status.success(), "{program} {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_exists(tag: &str) -> bool {
+    docker(&["image", "inspect", tag]).is_ok()
+}
+
+/// `FROM scratch` + busybox, built once (cached by tag).
+pub fn busybox_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if image_exists(BUSYBOX_IMAGE) {
+            return;
+        }
+        let ctx = tempfile::tempdir().unwrap();
+        busybox_rootfs(&ctx.path().join("rootfs"));
+        let dockerfile = format!("FROM scratch\nCOPY rootfs/ /\nLABEL {TEST_LABEL}=image\n");
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let context = ctx.path().to_str().unwrap();
+        docker(&["build", "-q", "-t", BUSYBOX_IMAGE, context]).unwrap();
+    });
+    BUSYBOX_IMAGE
+}
+
+/// busybox + the host's git and bash with their libraries, via `docker import` (cached).
+pub fn git_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if image_exists(GIT_IMAGE) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        busybox_rootfs(&root);
+        for program in ["/usr/bin/git", "/bin/bash"] {
+            copy_with_libs(program, &root);
+        }
+        let tar = dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .args([
+                "-C",
+                root.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                ".",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let change = format!("LABEL {TEST_LABEL}=image");
+        docker(&[
+            "import",
+            "--change",
+            &change,
+            tar.to_str().unwrap(),
+            GIT_IMAGE,
+        ])
+        .unwrap();
+    });
+    GIT_IMAGE
+}
+
+/// Copies `program` and everything `ldd` lists for it (loader included) into `root`.
+fn copy_with_libs(program: &str, root: &Path) {
+    let ldd = host_output("ldd", &[program]);
+    let libs = ldd
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(str::to_string);
+    for path in std::iter::once(program.to_string()).chain(libs) {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&target); // a busybox applet link of the same name
+        std::fs::copy(&path, &target).unwrap();
+    }
+}
+
+pub fn options(image: &str) -> DockerOptions {
+    let mut opts = DockerOptions::new(image, static_binary());
+    opts.labels
+        .push((TEST_LABEL.into(), "docker_workspace".into()));
+    opts
+}
