@@ -78,26 +78,6 @@ fn scripted_yaml_model_runs_on_a_repo_dir() {
     assert_eq!(git(repo.path(), &["diff", "--cached", "--name-only"]), "");
 }
 
-/// A scripted OpenAI model: `steps` terminal calls (`echo step-i`) then `finish`.
-fn openai_steps(steps: usize) -> Script {
-    Arc::new(move |_, body: &Value| {
-        let done = tool_results(body);
-        if done < steps {
-            Reply::ok(openai_call(
-                done,
-                "terminal",
-                &json!({"command": format!("echo step-{done}")}).to_string(),
-            ))
-        } else {
-            Reply::ok(openai_call(
-                done,
-                "finish",
-                &json!({"message": format!("finished after {done} steps")}).to_string(),
-            ))
-        }
-    })
-}
-
 fn run_openai(llm: &FakeLlm, repo: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Run {
     run(sandcrab()
         .args([
@@ -120,7 +100,7 @@ fn run_openai(llm: &FakeLlm, repo: &std::path::Path, out: &std::path::Path, extr
 
 #[test]
 fn openai_multi_step_run_sends_history_and_finishes() {
-    let llm = FakeLlm::start(openai_steps(3));
+    let llm = FakeLlm::start(terminal_steps(3, Duration::ZERO));
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let r = run_openai(
@@ -152,7 +132,7 @@ fn openai_multi_step_run_sends_history_and_finishes() {
 
 #[test]
 fn rate_limit_with_retry_after_is_retried() {
-    let inner = openai_steps(1);
+    let inner = terminal_steps(1, Duration::ZERO);
     let llm = FakeLlm::start(Arc::new(move |n, body| {
         if n == 0 {
             Reply::status(429).header("retry-after", "1")
@@ -343,7 +323,7 @@ fn wait_for_port(port: u16) {
 
 #[test]
 fn max_iterations_exit_1() {
-    let llm = FakeLlm::start(openai_steps(50));
+    let llm = FakeLlm::start(terminal_steps(50, Duration::ZERO));
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let r = run_openai(&llm, repo.path(), out.path(), &["--max-iterations", "3"]);
@@ -368,7 +348,7 @@ fn repeating_the_same_action_is_stuck() {
 #[test]
 fn an_interrupted_conversation_resumes_with_the_same_id() {
     // First run: the provider fails for good after two steps.
-    let inner = openai_steps(4);
+    let inner = terminal_steps(4, Duration::ZERO);
     let llm = FakeLlm::start(Arc::new(move |n, body| {
         if n == 2 {
             Reply::status(400)
@@ -382,7 +362,7 @@ fn an_interrupted_conversation_resumes_with_the_same_id() {
     let first = run_openai(&llm, repo.path(), out.path(), &id);
     assert_eq!(first.code, 1, "stderr: {}", first.stderr);
     // Second run, same id, healthy provider: it continues at step 2, not from scratch.
-    let llm2 = FakeLlm::start(openai_steps(4));
+    let llm2 = FakeLlm::start(terminal_steps(4, Duration::ZERO));
     let second = run_openai(&llm2, repo.path(), out.path(), &id);
     assert_eq!(second.code, 0, "stderr: {}", second.stderr);
     assert!(second.stderr.contains("resuming conversation resume-me"));
@@ -405,10 +385,7 @@ fn an_interrupted_conversation_resumes_with_the_same_id() {
 
 #[test]
 fn sigint_mid_run_writes_partial_results_and_exits_130() {
-    let inner = openai_steps(100);
-    let llm = FakeLlm::start(Arc::new(move |n, body| {
-        inner(n, body).delayed(Duration::from_millis(100))
-    }));
+    let llm = FakeLlm::start(terminal_steps(100, Duration::from_millis(100)));
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let child = sandcrab()
@@ -583,7 +560,7 @@ fn bad_input_is_one_line_and_exit_2() {
 
 #[test]
 fn a_finished_conversation_takes_a_new_prompt_as_a_follow_up() {
-    let llm = FakeLlm::start(openai_steps(1));
+    let llm = FakeLlm::start(terminal_steps(1, Duration::ZERO));
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let first = run_openai(

@@ -134,20 +134,7 @@ fn sigterm_mid_run_removes_the_sandbox() {
     if !engine_or_skip() {
         return;
     }
-    let inner_steps = 100;
-    let llm = FakeLlm::start(Arc::new(move |_, body: &Value| {
-        let done = tool_results(body);
-        let call = if done < inner_steps {
-            openai_call(
-                done,
-                "terminal",
-                &format!("{{\"command\": \"echo step-{done}\"}}"),
-            )
-        } else {
-            openai_call(done, "finish", "{\"message\": \"done\"}")
-        };
-        Reply::ok(call).delayed(Duration::from_millis(150))
-    }));
+    let llm = FakeLlm::start(terminal_steps(100, Duration::from_millis(150)));
     let label = run_label("sigterm");
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();

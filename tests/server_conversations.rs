@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -30,22 +29,6 @@ fn create_body(llm: &FakeLlm, working_dir: &std::path::Path, run: bool) -> Value
         "workspace": {"kind": "LocalWorkspace", "working_dir": working_dir},
         "max_iterations": 50,
         "initial_message": {"role": "user", "content": [{"type": "text", "text": "run the steps"}], "run": run}
-    })
-}
-
-fn steps(n: usize, delay: Duration) -> Script {
-    Arc::new(move |_, body: &Value| {
-        let done = tool_results(body);
-        let reply = if done < n {
-            openai_call(
-                done,
-                "terminal",
-                &json!({"command": format!("echo step-{done}")}).to_string(),
-            )
-        } else {
-            openai_call(done, "finish", "{\"message\": \"all steps done\"}")
-        };
-        Reply::ok(reply).delayed(delay)
     })
 }
 
@@ -96,7 +79,7 @@ async fn all_events(c: &reqwest::Client, url: &str, id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn create_run_finish_and_read_back() {
-    let llm = FakeLlm::start(steps(3, Duration::ZERO));
+    let llm = FakeLlm::start(terminal_steps(3, Duration::ZERO));
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
@@ -138,7 +121,10 @@ async fn create_run_finish_and_read_back() {
         .json()
         .await
         .unwrap();
-    assert_eq!(final_response, json!({"response": "all steps done"}));
+    assert_eq!(
+        final_response,
+        json!({"response": "finished after 3 steps"})
+    );
     let search: Value = c
         .get(format!("{}/api/conversations/search", server.base))
         .send()
@@ -176,7 +162,7 @@ async fn create_run_finish_and_read_back() {
 
 #[tokio::test]
 async fn run_twice_is_409_pause_stops_and_delete_removes() {
-    let llm = FakeLlm::start(steps(100, Duration::from_millis(50)));
+    let llm = FakeLlm::start(terminal_steps(100, Duration::from_millis(50)));
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
@@ -224,7 +210,7 @@ async fn run_twice_is_409_pause_stops_and_delete_removes() {
 
 #[tokio::test]
 async fn a_server_killed_mid_run_loses_nothing_and_the_run_continues() {
-    let llm = FakeLlm::start(steps(6, Duration::from_millis(100)));
+    let llm = FakeLlm::start(terminal_steps(6, Duration::from_millis(100)));
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
@@ -286,7 +272,7 @@ fn ws_url(http: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn websocket_streams_state_history_and_live_events() {
-    let llm = FakeLlm::start(steps(2, Duration::from_millis(30)));
+    let llm = FakeLlm::start(terminal_steps(2, Duration::from_millis(30)));
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();

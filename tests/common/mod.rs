@@ -269,6 +269,29 @@ pub fn tool_results(body: &Value) -> usize {
         .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count())
 }
 
+/// The scripted model of `shared/bench/scripted_llm.py`, served by a `FakeLlm`: `steps` calls
+/// of `terminal` (`echo step-i`, the step chosen by the tool results already in the request),
+/// then `finish` ("finished after N steps"); each answer after `delay`.
+pub fn terminal_steps(steps: usize, delay: Duration) -> Script {
+    Arc::new(move |_, body: &Value| {
+        let done = tool_results(body);
+        let call = if done < steps {
+            openai_call(
+                done,
+                "terminal",
+                &json!({"command": format!("echo step-{done}")}).to_string(),
+            )
+        } else {
+            openai_call(
+                done,
+                "finish",
+                &json!({"message": format!("finished after {done} steps")}).to_string(),
+            )
+        };
+        Reply::ok(call).delayed(delay)
+    })
+}
+
 /// An OpenAI chat completion calling one tool.
 pub fn openai_call(step: usize, name: &str, arguments: &str) -> Value {
     json!({
