@@ -91,7 +91,8 @@ pub struct DockerArgs {
     #[arg(long, env = "SANDCRAB_SANDBOX_USER")]
     pub sandbox_user: Option<String>,
 
-    /// Docker network mode of the sandbox.
+    /// Docker network mode of the sandbox (default: a per-run internal network, no route out;
+    /// an explicit mode publishes its server on 127.0.0.1 instead).
     #[arg(long, env = "SANDCRAB_NETWORK")]
     pub network: Option<String>,
 

@@ -1,13 +1,13 @@
 //! `sandcrab run --workspace docker` end to end: the real binary, a real Docker engine, images
 //! built locally, the static agent-server copied into the sandbox, and the model reached
-//! through the runner's relay.
+//! through the runner's relay (across the sandbox's internal network, which is removed with it).
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::docker::{docker, engine_or_skip, git_image, static_binary};
+use common::docker::{docker, engine_or_skip, git_image, labelled_networks, static_binary};
 use common::*;
 use serde_json::Value;
 
@@ -57,6 +57,10 @@ fn the_demo_runs_in_a_docker_sandbox() {
     assert!(
         labelled_containers(&label).is_empty(),
         "the sandbox is removed"
+    );
+    assert!(
+        labelled_networks(&label).is_empty(),
+        "its network is removed"
     );
 }
 
@@ -127,6 +131,10 @@ fn the_model_key_never_enters_the_sandbox() {
         labelled_containers(&label).is_empty(),
         "the sandbox is removed"
     );
+    assert!(
+        labelled_networks(&label).is_empty(),
+        "its network is removed"
+    );
 }
 
 #[test]
@@ -168,6 +176,7 @@ fn sigterm_mid_run_removes_the_sandbox() {
         1,
         "one sandbox while it runs"
     );
+    assert_eq!(labelled_networks(&label).len(), 1, "on its own network");
     // SAFETY: signals the child we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let output = child.wait_with_output().unwrap();
@@ -181,5 +190,81 @@ fn sigterm_mid_run_removes_the_sandbox() {
     assert!(
         labelled_containers(&label).is_empty(),
         "no container left after SIGTERM"
+    );
+    assert!(
+        labelled_networks(&label).is_empty(),
+        "no network left after SIGTERM"
+    );
+}
+
+/// `FROM` the git test image (the demo needs git on the runner) + the static sandcrab at
+/// `/sandcrab`; rebuilt each time (the binary changes), removed by the caller.
+fn runner_image(tag: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy(static_binary(), ctx.path().join("sandcrab")).unwrap();
+    let dockerfile = format!(
+        "FROM {}\nCOPY sandcrab /sandcrab\nLABEL sandcrab.test=image\n",
+        git_image()
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    docker(&["build", "-q", "-t", tag, ctx.path().to_str().unwrap()]).unwrap();
+}
+
+#[test]
+fn a_runner_in_a_container_joins_its_sandbox_network() {
+    if !engine_or_skip() {
+        return;
+    }
+    let label = run_label("runner-container");
+    let tag = format!("sandcrab-test-runner:{}", std::process::id());
+    runner_image(&tag);
+    let socket = "/var/run/docker.sock:/var/run/docker.sock";
+    let created = docker(&[
+        "create",
+        "--label",
+        &label,
+        "-v",
+        socket,
+        "-e",
+        "TMPDIR=/tmp",
+        &tag,
+        "/sandcrab",
+        "run",
+        "--workspace",
+        "docker",
+        "--image",
+        common::docker::busybox_image(),
+        "--sandbox-binary",
+        "/sandcrab",
+        "--label",
+        &label,
+        "--demo",
+        "--out",
+        "/out",
+    ]);
+    let runner = created.unwrap();
+    let started = docker(&["start", "-a", &runner]);
+    let logs = docker(&["logs", &runner]).unwrap_or_default();
+    let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &runner]);
+    let out = tempfile::tempdir().unwrap();
+    let copied = docker(&[
+        "cp",
+        &format!("{runner}:/out"),
+        out.path().to_str().unwrap(),
+    ]);
+    let _ = docker(&["rm", "-f", &runner]);
+    let _ = docker(&["rmi", &tag]);
+    assert!(started.is_ok(), "{started:?}");
+    assert_eq!(code.as_deref(), Ok("0"), "{logs}");
+    copied.unwrap();
+    let result = result_json(&out.path().join("out"));
+    assert_eq!(result["status"], "finished", "{result}");
+    assert!(
+        labelled_containers(&label).is_empty(),
+        "the sandbox is removed"
+    );
+    assert!(
+        labelled_networks(&label).is_empty(),
+        "its network is removed"
     );
 }

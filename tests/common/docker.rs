@@ -41,6 +41,16 @@ pub fn container_exists(id: &str) -> bool {
     docker(&["container", "inspect", id]).is_ok()
 }
 
+pub fn network_exists(id: &str) -> bool {
+    docker(&["network", "inspect", id]).is_ok()
+}
+
+/// The ids of networks carrying `label` (`key=value`).
+pub fn labelled_networks(label: &str) -> Vec<String> {
+    let out = docker(&["network", "ls", "-q", "--filter", &format!("label={label}")]).unwrap();
+    out.lines().map(String::from).collect()
+}
+
 /// The static agent-server (built once per test binary, as tests/static_binary.rs does).
 pub fn static_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();

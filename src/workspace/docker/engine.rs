@@ -1,5 +1,6 @@
 //! Thin helpers over bollard: connecting (API version negotiated, so older engines answer),
-//! making sure the image is there, the container's create body, its published port, its logs.
+//! making sure the image is there, the container's create body (on the run's network, or with
+//! a published loopback port under an explicit network mode), its published port, its logs.
 
 use std::collections::HashMap;
 
@@ -78,7 +79,14 @@ async fn pull(docker: &Docker, image: &str, platform: Option<&str>) -> Result<()
 }
 
 /// The create body: entrypoint = the copied binary, `serve` on port 8000, limits, labels.
-pub fn create_body(opts: &DockerOptions, session: &str, key: &str) -> ContainerCreateBody {
+/// With `network` (the run's internal network) the container joins only it and nothing is
+/// published; without, `opts.network_mode` applies and the port is published on loopback.
+pub fn create_body(
+    opts: &DockerOptions,
+    session: &str,
+    key: &str,
+    network: Option<&str>,
+) -> ContainerCreateBody {
     let port = format!("{SERVER_PORT}/tcp");
     let mut env = vec![format!("SESSION_API_KEY={key}")];
     env.extend(opts.env.iter().map(|(k, v)| format!("{k}={v}")));
@@ -96,7 +104,7 @@ pub fn create_body(opts: &DockerOptions, session: &str, key: &str) -> ContainerC
         user: opts.user.clone(),
         working_dir: Some(opts.workdir.clone()),
         exposed_ports: Some(vec![port.clone()]),
-        host_config: Some(host_config(opts, port)),
+        host_config: Some(host_config(opts, port, network)),
         ..Default::default()
     }
 }
@@ -118,17 +126,18 @@ fn serve_args(workdir: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn host_config(opts: &DockerOptions, port: String) -> HostConfig {
+fn host_config(opts: &DockerOptions, port: String, network: Option<&str>) -> HostConfig {
     let binding = PortBinding {
         host_ip: Some("127.0.0.1".to_string()),
         host_port: Some(String::new()),
     };
+    let published = HashMap::from([(port, Some(vec![binding]))]);
     HostConfig {
-        port_bindings: Some(HashMap::from([(port, Some(vec![binding]))])),
+        port_bindings: network.is_none().then_some(published),
         memory: opts.memory_bytes,
         nano_cpus: opts.nano_cpus,
         pids_limit: opts.pids_limit,
-        network_mode: opts.network_mode.clone(),
+        network_mode: network.map(String::from).or(opts.network_mode.clone()),
         ..Default::default()
     }
 }

@@ -4,20 +4,37 @@
 //! Any local image works, even `FROM scratch`: nothing is built and nothing is bind-mounted.
 //! Before the container starts, the static binary (and the repository, into the working dir)
 //! go in through the archive API; the container's entrypoint is that binary running
-//! `serve`, published on a random loopback port with a random session key. Commands and git go
-//! over HTTP; uploads, downloads, pause and removal go through the engine.
+//! `serve` on port 8000 with a random session key. Commands and git go over HTTP; uploads,
+//! downloads, pause and removal go through the engine.
 //!
-//! Cleanup: `close` removes the container; an unclosed workspace is removed on `Drop`; and
-//! [`cleanup::remove_all_blocking`] removes every live container of this process (for signal
-//! handlers and panic hooks). With `keep_on_failure`, a run marked failed keeps its container.
+//! Network isolation (the default): each run gets its own `internal` network
+//! `sandcrab-<session>` ([`network`]), the container's only network, with no published port.
+//! The runner reaches the agent-server at `http://<container IP>:8000` (the host is on that
+//! bridge); [`DockerWorkspace::gateway_ip`] is the bridge's host address, where the relay
+//! binds, so the sandbox reaches the relay and nothing else off its network. Checked on Docker
+//! 20.10 (bridge driver): the host connects to the container IP of an internal network; the
+//! container connects to a listener on the gateway IP but not to one on the host's
+//! 127.0.0.1, nor to containers of other networks. The engine may still list a `default` route
+//! in the container (20.10 does); the engine's isolation rules drop whatever would leave the
+//! bridge, so there is no route out in effect. With an explicit `network_mode` none of this
+//! applies: the container joins that network and the port is published on 127.0.0.1.
+//! A runner itself inside a container on the same engine joins the network ([`runner`]).
+//!
+//! Cleanup: `close` removes the container, then its network; an unclosed workspace is removed
+//! on `Drop`; and [`cleanup::remove_all_blocking`] removes every live container and network of
+//! this process (for signal handlers and panic hooks). With `keep_on_failure`, a run marked
+//! failed keeps its container and network.
 
 pub mod archive;
 pub mod cleanup;
 pub mod elf;
 pub mod engine;
+pub mod network;
 mod ops;
+pub mod runner;
 pub mod sweep;
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -61,6 +78,8 @@ pub struct DockerOptions {
     pub memory_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub pids_limit: Option<i64>,
+    /// An explicit network mode (no per-run internal network; the port is published on
+    /// loopback). `None`: a per-run internal network (see the module doc).
     pub network_mode: Option<String>,
 }
 
@@ -101,6 +120,10 @@ pub struct DockerWorkspace {
     docker: Docker,
     remote: RemoteWorkspace,
     container_id: String,
+    /// The per-run internal network's id (`None` under an explicit network mode).
+    network_id: Option<String>,
+    /// This runner's own address on that network, when it runs in a container ([`runner`]).
+    runner_ip: Option<IpAddr>,
     session_key: String,
     owner: Owner,
     keep_on_failure: bool,
@@ -120,12 +143,13 @@ impl DockerWorkspace {
         engine::ensure_image(&docker, &opts.image, opts.platform.as_deref()).await?;
         let session = uuid::Uuid::new_v4().to_string();
         let key = format!("{}", uuid::Uuid::new_v4().simple());
-        let id = create(&docker, &opts, &session, &key).await?;
-        cleanup::register(&id);
+        let (id, network_id) = create_sandbox(&docker, &opts, &session, &key).await?;
         let ws = DockerWorkspace {
             remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone()),
             docker,
             container_id: id,
+            network_id,
+            runner_ip: None,
             session_key: key,
             owner: opts.owner(),
             keep_on_failure: opts.keep_on_failure,
@@ -141,7 +165,14 @@ impl DockerWorkspace {
         opts: &DockerOptions,
         repo: Option<&Path>,
     ) -> Result<Self, WorkspaceError> {
-        match self.seed_and_run(opts, repo).await {
+        let booted = match self.join_runner().await {
+            Ok(ip) => {
+                self.runner_ip = ip;
+                self.seed_and_run(opts, repo).await
+            }
+            Err(e) => Err(e),
+        };
+        match booted {
             Ok(remote) => {
                 self.remote = remote;
                 Ok(self)
@@ -151,6 +182,17 @@ impl DockerWorkspace {
                 Err(e)
             }
         }
+    }
+
+    /// In a runner container, joins the run's network; returns the runner's address on it.
+    async fn join_runner(&self) -> Result<Option<IpAddr>, WorkspaceError> {
+        let Some(network) = &self.network_id else {
+            return Ok(None);
+        };
+        let Some(me) = runner::own_container(&self.docker).await else {
+            return Ok(None);
+        };
+        runner::join(&self.docker, network, &me).await.map(Some)
     }
 
     async fn seed_and_run(
@@ -173,17 +215,30 @@ impl DockerWorkspace {
             .start_container(id, None)
             .await
             .map_err(engine::error("start the container"))?;
-        let port = match engine::published_port(&self.docker, id).await {
-            Ok(port) => port,
-            Err(_) if engine::is_running(&self.docker, id).await == Some(false) => {
-                return Err(self.died("exited before its agent-server started").await)
-            }
-            Err(e) => return Err(e),
-        };
-        let url = format!("http://127.0.0.1:{port}");
+        let url = self.server_url().await?;
         let remote = RemoteWorkspace::new(url, Some(self.session_key.clone()), &opts.workdir);
         self.wait_alive(&remote).await?;
         Ok(remote)
+    }
+
+    /// The agent-server's URL: the container's address on the run's network, else the port
+    /// published on loopback.
+    async fn server_url(&self) -> Result<String, WorkspaceError> {
+        let (docker, id) = (&self.docker, self.container_id.as_str());
+        let found = match &self.network_id {
+            Some(_) => network::container_ip(docker, id)
+                .await
+                .map(|ip| format!("http://{}", SocketAddr::new(ip, engine::SERVER_PORT))),
+            None => engine::published_port(docker, id)
+                .await
+                .map(|port| format!("http://127.0.0.1:{port}")),
+        };
+        match found {
+            Err(_) if engine::is_running(docker, id).await == Some(false) => {
+                Err(self.died("exited before its agent-server started").await)
+            }
+            other => other,
+        }
     }
 
     /// Polls `/alive`; fails with the container's last logs if it exits or times out.
@@ -215,18 +270,28 @@ impl DockerWorkspace {
         ))
     }
 
-    /// The inner agent-server client.
-    /// Where the container reaches this host: its network's gateway.
-    pub async fn gateway_ip(&self) -> Result<std::net::IpAddr, WorkspaceError> {
+    /// Where the container reaches this host: its network's gateway (with the per-run internal
+    /// network, the only address off that network it reaches); in a runner container, the
+    /// runner's own address on that network.
+    pub async fn gateway_ip(&self) -> Result<IpAddr, WorkspaceError> {
+        if let Some(ip) = self.runner_ip {
+            return Ok(ip);
+        }
         engine::gateway_ip(&self.docker, &self.container_id).await
     }
 
+    /// The inner agent-server client.
     pub fn remote(&self) -> &RemoteWorkspace {
         &self.remote
     }
 
     pub fn container_id(&self) -> &str {
         &self.container_id
+    }
+
+    /// The per-run internal network's id (`None` under an explicit network mode).
+    pub fn network_id(&self) -> Option<&str> {
+        self.network_id.as_deref()
     }
 
     /// The agent-server's `X-Session-API-Key`.
@@ -240,6 +305,9 @@ impl DockerWorkspace {
         self.failed.store(true, Ordering::SeqCst);
         if self.keep_on_failure {
             cleanup::unregister(&self.container_id);
+            self.network_id
+                .iter()
+                .for_each(|n| cleanup::unregister_network(n));
         }
     }
 
@@ -252,6 +320,9 @@ impl DockerWorkspace {
             "sandcrab: keeping the failed run's container {} (remove it with `docker rm -f {}`)",
             self.container_id, self.container_id
         );
+        if let Some(network) = &self.network_id {
+            eprintln!("sandcrab: and its network {network} (`docker network rm {network}`)");
+        }
     }
 
     /// Sends an archive to be extracted at `/` in the container.
@@ -300,19 +371,49 @@ impl OwnedSeed {
     }
 }
 
-/// Creates (does not start) the container.
+/// Creates the run's network (unless `network_mode` is explicit) and the container, and
+/// registers both for cleanup; removes the network if the container cannot be created.
+async fn create_sandbox(
+    docker: &Docker,
+    opts: &DockerOptions,
+    session: &str,
+    key: &str,
+) -> Result<(String, Option<String>), WorkspaceError> {
+    let network_id = match opts.network_mode {
+        Some(_) => None,
+        None => Some(network::create(docker, session, &opts.labels).await?),
+    };
+    network_id.iter().for_each(|n| cleanup::register_network(n));
+    let name = network_id.as_ref().map(|_| network::name(session));
+    match create(docker, opts, session, key, name.as_deref()).await {
+        Ok(id) => {
+            cleanup::register(&id);
+            Ok((id, network_id))
+        }
+        Err(e) => {
+            if let Some(n) = &network_id {
+                cleanup::unregister_network(n);
+                let _ = cleanup::remove_network(docker, n).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Creates (does not start) the container, on `network` if given.
 async fn create(
     docker: &Docker,
     opts: &DockerOptions,
     session: &str,
     key: &str,
+    network: Option<&str>,
 ) -> Result<String, WorkspaceError> {
     let name = format!("sandcrab-{}", &session[..8]);
     let mut options = CreateContainerOptionsBuilder::new().name(&name);
     if let Some(platform) = &opts.platform {
         options = options.platform(platform);
     }
-    let body = engine::create_body(opts, session, key);
+    let body = engine::create_body(opts, session, key, network);
     let created = docker
         .create_container(Some(options.build()), body)
         .await

@@ -1,6 +1,6 @@
 //! `impl Workspace for DockerWorkspace`: commands and git through the agent-server, files
-//! through the engine's archive API, pause/resume as `docker pause`/`unpause`, and removal on
-//! `close` or `Drop`.
+//! through the engine's archive API, pause/resume as `docker pause`/`unpause`, and removal (the
+//! container, then its network) on `close` or `Drop`.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -96,7 +96,14 @@ impl Workspace for DockerWorkspace {
         cleanup::unregister(&self.container_id);
         cleanup::force_remove(&self.docker, &self.container_id)
             .await
-            .map_err(engine::error("remove the container"))
+            .map_err(engine::error("remove the container"))?;
+        let Some(network) = &self.network_id else {
+            return Ok(());
+        };
+        cleanup::unregister_network(network);
+        cleanup::remove_network(&self.docker, network)
+            .await
+            .map_err(engine::error("remove the sandbox's network"))
     }
 }
 
@@ -109,7 +116,9 @@ impl Drop for DockerWorkspace {
             return self.announce_kept();
         }
         cleanup::unregister(&self.container_id);
-        cleanup::remove_blocking(vec![self.container_id.clone()]);
+        let networks: Vec<String> = self.network_id.iter().cloned().collect();
+        networks.iter().for_each(|n| cleanup::unregister_network(n));
+        cleanup::remove_blocking(vec![self.container_id.clone()], networks);
     }
 }
 
