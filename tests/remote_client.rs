@@ -954,48 +954,15 @@ async fn peer_compat() {
 /// (`../shared/bench/scripted_llm.py --steps 3`), both started here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_server_functional() {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/scripted_llm.py");
-    if !script.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have ../shared beside the clone"
-        );
-        eprintln!("skipped: {} not found", script.display());
+    let Some(llm) = common::SharedScriptedLlm::start(3) else {
         return;
-    }
+    };
     let server = common::server::Server::start_in(std::path::Path::new("/"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _llm = KillOnDrop(
-        std::process::Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string(), "--steps", "3"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 runs scripted_llm.py"),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let llm_url = format!("http://127.0.0.1:{port}/v1");
+    let llm_url = llm.openai_url();
     let target = Target::new(
         server.base.clone(),
         Some(common::server::KEY.into()),
         Some(llm_url),
     );
     functional_checks(target).await;
-}
-
-/// Kills a helper process even when the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

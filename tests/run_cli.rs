@@ -254,23 +254,9 @@ fn anthropic_run_uses_messages_api_and_finishes() {
 
 #[test]
 fn shared_scripted_llm_drives_fifty_terminal_steps() {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/scripted_llm.py");
-    if !script.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have ../shared beside the clone"
-        );
-        eprintln!("skipped: {} not found", script.display());
+    let Some(llm) = SharedScriptedLlm::start(50) else {
         return;
-    }
-    let port = free_port();
-    let mut server = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["--port", &port.to_string(), "--steps", "50"])
-        .spawn()
-        .expect("python3 runs scripted_llm.py");
-    wait_for_port(port);
+    };
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let r = run(sandcrab()
@@ -279,7 +265,7 @@ fn shared_scripted_llm_drives_fifty_terminal_steps() {
             "--model",
             "openai/scripted",
             "--llm-base-url",
-            &format!("http://127.0.0.1:{port}/v1"),
+            &llm.openai_url(),
             "--prompt",
             "run the script",
         ])
@@ -287,8 +273,6 @@ fn shared_scripted_llm_drives_fifty_terminal_steps() {
         .arg(repo.path())
         .arg("--out")
         .arg(out.path()));
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     let events = trajectory(out.path());
     let actions = kinds(&events, "ActionEvent");
@@ -301,24 +285,6 @@ fn shared_scripted_llm_drives_fifty_terminal_steps() {
     );
     assert_eq!(actions.last().unwrap()["tool_name"], "finish");
     assert_eq!(result_json(out.path())["actions"], 51);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on {port}");
 }
 
 #[test]

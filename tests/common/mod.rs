@@ -269,6 +269,60 @@ pub fn tool_results(body: &Value) -> usize {
         .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count())
 }
 
+/// `../shared/bench/scripted_llm.py --steps N` on a free loopback port; killed when dropped,
+/// also when the test panics.
+pub struct SharedScriptedLlm {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SharedScriptedLlm {
+    /// Starts it, or `None` (with a note) when `../shared` is not beside the clone; CI must
+    /// have it.
+    pub fn start(steps: usize) -> Option<Self> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/scripted_llm.py");
+        if !script.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have ../shared beside the clone"
+            );
+            eprintln!("skipped: {} not found", script.display());
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .arg(&script)
+            .args(["--port", &port.to_string(), "--steps", &steps.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs scripted_llm.py");
+        let server = SharedScriptedLlm { child, port };
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("scripted_llm.py does not listen on {port}");
+    }
+
+    /// `http://127.0.0.1:PORT/v1`.
+    pub fn openai_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for SharedScriptedLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The scripted model of `shared/bench/scripted_llm.py`, served by a `FakeLlm`: `steps` calls
 /// of `terminal` (`echo step-i`, the step chosen by the tool results already in the request),
 /// then `finish` ("finished after N steps"); each answer after `delay`.
