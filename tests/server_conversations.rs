@@ -32,6 +32,18 @@ fn create_body(llm: &FakeLlm, working_dir: &std::path::Path, run: bool) -> Value
     })
 }
 
+/// `POST /api/conversations`, expecting 201 Created; the new conversation's info.
+async fn create(c: &reqwest::Client, server: &Server, body: &Value) -> Value {
+    let res = c
+        .post(format!("{}/api/conversations", server.base))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
 async fn info(c: &reqwest::Client, url: &str, id: &str) -> Value {
     c.get(format!("{url}/api/conversations/{id}"))
         .send()
@@ -83,14 +95,7 @@ async fn create_run_finish_and_read_back() {
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
-    let res = c
-        .post(format!("{}/api/conversations", server.base))
-        .json(&create_body(&llm, work.path(), true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
+    let created = create(&c, &server, &create_body(&llm, work.path(), true)).await;
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(
         created["agent"]["llm"]["api_key"], "**********",
@@ -166,15 +171,7 @@ async fn run_twice_is_409_pause_stops_and_delete_removes() {
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
-    let created: Value = c
-        .post(format!("{}/api/conversations", server.base))
-        .json(&create_body(&llm, work.path(), false))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create(&c, &server, &create_body(&llm, work.path(), false)).await;
     let id = created["id"].as_str().unwrap();
     let run_url = format!("{}/api/conversations/{id}/run", server.base);
     assert_eq!(c.post(&run_url).send().await.unwrap().status(), 200);
@@ -214,15 +211,7 @@ async fn a_server_killed_mid_run_loses_nothing_and_the_run_continues() {
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
-    let created: Value = c
-        .post(format!("{}/api/conversations", server.base))
-        .json(&create_body(&llm, work.path(), true))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create(&c, &server, &create_body(&llm, work.path(), true)).await;
     let id = created["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(450)).await;
     let before = all_events(&c, &server.base, &id).await;
@@ -276,15 +265,7 @@ async fn websocket_streams_state_history_and_live_events() {
     let (conv_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = Server::start_with(work.path(), conv_dir.path());
     let c = client();
-    let created: Value = c
-        .post(format!("{}/api/conversations", server.base))
-        .json(&create_body(&llm, work.path(), false))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create(&c, &server, &create_body(&llm, work.path(), false)).await;
     let id = created["id"].as_str().unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&server.base, id))
         .await
