@@ -167,15 +167,6 @@ impl LocalConversation {
         self.set_status(ExecutionStatus::Paused)
     }
 
-    /// Records the commit the work started from, unless a resumed state already has one.
-    pub fn set_base_commit(&mut self, commit: Option<String>) -> Result<()> {
-        if self.state.base_commit.is_none() {
-            self.state.base_commit = commit;
-            self.save_state()?;
-        }
-        Ok(())
-    }
-
     /// Adds a user message; a finished or stuck conversation becomes idle again.
     pub fn send_message(&mut self, text: &str) -> Result<()> {
         self.log.push(Event::user_message(text))?;
@@ -327,7 +318,6 @@ fn new_state(id: &str, agent: &Agent, options: &ConversationOptions) -> Conversa
         stuck_detection: options.stuck_detection,
         stats: ConversationStats::default(),
         iterations: 0,
-        base_commit: None,
         created_at: now.clone(),
         updated_at: now,
     }

@@ -53,9 +53,6 @@ pub struct ConversationState {
     /// Iterations taken over every run of this conversation.
     #[serde(default)]
     pub iterations: u32,
-    /// The commit the repository was at when the conversation started (for `changes.patch`).
-    #[serde(default)]
-    pub base_commit: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
