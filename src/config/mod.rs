@@ -10,6 +10,12 @@ use clap::{Args, ValueEnum};
 use crate::error::BadInput;
 use crate::llm::LlmConfig;
 
+mod docker;
+mod serve;
+
+pub use docker::DockerArgs;
+pub use serve::ServeArgs;
+
 /// Environment variables that hold secrets of the runner: never passed to the agent's shell.
 pub const SECRET_ENV_NAMES: &[&str] = &[
     "LLM_API_KEY",
@@ -50,63 +56,6 @@ pub enum RunnerRequirements {
     Docker,
     /// Nothing on the runner: a cloud sandbox.
     None,
-}
-
-/// Options of the Docker workspace.
-#[derive(Debug, Clone, Args)]
-pub struct DockerArgs {
-    /// The sandbox image (any local image: the agent-server is copied in, nothing is built).
-    #[arg(
-        long,
-        default_value = "buildpack-deps:bookworm-scm",
-        env = "SANDCRAB_IMAGE"
-    )]
-    pub image: String,
-
-    /// The static sandcrab binary copied into the sandbox [default: this binary]
-    #[arg(long, env = "SANDCRAB_SANDBOX_BINARY")]
-    pub sandbox_binary: Option<PathBuf>,
-
-    /// Environment variables passed into the sandbox, by name (repeat, or comma-separate).
-    #[arg(
-        long = "forward-env",
-        env = "SANDCRAB_FORWARD_ENV",
-        value_delimiter = ','
-    )]
-    pub forward_env: Vec<String>,
-
-    /// Memory limit of the sandbox, e.g. 2g, 512m.
-    #[arg(long, env = "SANDCRAB_MEMORY")]
-    pub memory: Option<String>,
-
-    /// CPUs of the sandbox, e.g. 1.5.
-    #[arg(long, env = "SANDCRAB_CPUS")]
-    pub cpus: Option<f64>,
-
-    /// Most processes the sandbox may run.
-    #[arg(long, env = "SANDCRAB_PIDS_LIMIT")]
-    pub pids_limit: Option<i64>,
-
-    /// User inside the sandbox (name or uid[:gid]).
-    #[arg(long, env = "SANDCRAB_SANDBOX_USER")]
-    pub sandbox_user: Option<String>,
-
-    /// Docker network mode of the sandbox (default: a per-run internal network, no route out;
-    /// an explicit mode publishes its server on 127.0.0.1 instead).
-    #[arg(long, env = "SANDCRAB_NETWORK")]
-    pub network: Option<String>,
-
-    /// Image platform, e.g. linux/amd64.
-    #[arg(long, env = "SANDCRAB_PLATFORM")]
-    pub platform: Option<String>,
-
-    /// Extra container labels KEY=VALUE (repeat).
-    #[arg(long = "label", value_delimiter = ',')]
-    pub labels: Vec<String>,
-
-    /// Keep the sandbox of a failed run for debugging (its id is printed).
-    #[arg(long, env = "SANDCRAB_KEEP_ON_FAILURE")]
-    pub keep_on_failure: bool,
 }
 
 /// Flags of `sandcrab run`; each can also come from the environment variable shown.
@@ -369,61 +318,4 @@ fn secret_env_values() -> impl Iterator<Item = String> {
 /// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise).
 pub fn log_filter() -> String {
     env_nonempty("SANDCRAB_LOG").unwrap_or_else(|| "warn".to_string())
-}
-
-/// Flags of `sandcrab serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address to bind. Only loopback unless told otherwise: the API runs commands.
-    #[arg(long, default_value = "127.0.0.1", env = "SANDCRAB_HOST")]
-    pub host: String,
-
-    /// Port to bind (0 picks a free one; the address is printed on stdout).
-    #[arg(long, default_value_t = 8000, env = "SANDCRAB_PORT")]
-    pub port: u16,
-
-    /// The session key clients must send as X-Session-API-Key (also SESSION_API_KEY).
-    #[arg(long, env = "SESSION_API_KEY", hide_env_values = true)]
-    pub session_api_key: Option<String>,
-
-    /// Where conversations persist; they survive a restart.
-    #[arg(
-        long,
-        default_value = "workspace/conversations",
-        env = "SANDCRAB_CONVERSATIONS_DIR"
-    )]
-    pub conversations_dir: PathBuf,
-
-    /// Working directory of commands and conversations [default: the current directory]
-    #[arg(long, env = "SANDCRAB_WORKING_DIR")]
-    pub working_dir: Option<PathBuf>,
-}
-
-impl ServeArgs {
-    /// The server's configuration, or what is wrong with the flags.
-    pub fn into_config(self) -> Result<crate::server::ServerConfig, BadInput> {
-        let working_dir = match self.working_dir {
-            Some(dir) => dir,
-            None => std::env::current_dir()
-                .map_err(|e| BadInput::new(format!("cannot read the current directory: {e}")))?,
-        };
-        if !working_dir.is_dir() {
-            return Err(BadInput::new(format!(
-                "--working-dir {} is not a directory",
-                working_dir.display()
-            )));
-        }
-        let keys = self
-            .session_api_key
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect();
-        Ok(crate::server::ServerConfig {
-            host: self.host,
-            port: self.port,
-            session_api_keys: keys,
-            conversations_dir: self.conversations_dir,
-            working_dir,
-        })
-    }
 }
