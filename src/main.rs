@@ -1,4 +1,5 @@
-//! The `sandcrab` command line: `run` (the agent in CI), more subcommands to come.
+//! The `sandcrab` command line: `run` (the agent in CI), `serve` (the agent-server),
+//! `doctor`, and the hidden `forward` (the TCP forwarder of a remote engine's bridge container).
 
 use std::process::ExitCode as ProcessExit;
 
@@ -29,6 +30,12 @@ enum Command {
     Doctor(sandcrab::doctor::DoctorArgs),
     /// Serve the OpenHands-compatible agent-server API (REST + WebSocket) on HOST:PORT.
     Serve(ServeArgs),
+    /// Forward TCP LISTEN=TARGET pairs (the bridge container of a remote Docker engine).
+    #[command(hide = true)]
+    Forward {
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
 }
 
 fn main() -> ProcessExit {
@@ -49,6 +56,7 @@ fn main() -> ProcessExit {
         Command::Serve(args) => serve(args),
         Command::Doctor(args) => block_on(async { Ok(sandcrab::doctor::doctor(args).await) })
             .unwrap_or_else(|e| fail(&e)),
+        Command::Forward { pairs } => forward(&pairs),
     };
     ProcessExit::from(code as u8)
 }
@@ -67,6 +75,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => fail(&e),
         },
         Err(e) => fail(&anyhow::Error::new(e)),
+    }
+}
+
+fn forward(pairs: &[String]) -> ExitCode {
+    use sandcrab::workspace::docker::forward;
+    let parsed: anyhow::Result<Vec<_>> = pairs.iter().map(|p| forward::Forward::parse(p)).collect();
+    match parsed.and_then(|f| block_on(forward::run(f))) {
+        Ok(()) => ExitCode::Finished,
+        Err(e) => fail(&e),
     }
 }
 

@@ -191,6 +191,8 @@ pub struct RunConfig {
     pub env_remove: Vec<String>,
     /// Variables passed into a sandbox (`--forward-env`), with their values now.
     pub forward_env: Vec<(String, String)>,
+    /// `DOCKER_HOST`, when set: the engine of the Docker workspace (tells a remote one).
+    pub docker_host: Option<String>,
 }
 
 impl RunConfig {
@@ -251,6 +253,7 @@ impl RunConfig {
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
             forward_env: forwarded(&args.docker.forward_env),
+            docker_host: env_nonempty("DOCKER_HOST"),
             docker: args.docker,
         })
     }

@@ -130,6 +130,8 @@ impl fmt::Debug for RelayConfig {
 /// the answers still streaming.
 pub struct Relay {
     base_url: String,
+    address: SocketAddr,
+    prefix: String,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -150,6 +152,16 @@ impl Relay {
     /// e.g. `http://127.0.0.1:PORT/v1`, or `http://127.0.0.1:PORT` for Anthropic's bare base.
     pub fn base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    /// Where the relay listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The base URL as seen through a forward at `address` (a remote engine's bridge).
+    pub fn base_url_via(&self, address: SocketAddr) -> String {
+        format!("http://{address}{}", self.prefix)
     }
 
     /// The per-run token the agent must send as its API key.
@@ -200,6 +212,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<Relay> {
         .with_context(|| format!("could not start the LLM relay on {}", config.bind))?;
     let address = listener.local_addr()?;
     let base_url = format!("http://{address}{}", upstream.prefix);
+    let prefix = upstream.prefix.clone();
     let (cut, cut_watch) = watch::channel(false);
     let shared = Arc::new(Shared::new(&config, upstream, cut_watch)?);
     let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -216,6 +229,8 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<Relay> {
     tracing::debug!("LLM relay on {base_url} for {}", config.upstream_base);
     Ok(Relay {
         base_url,
+        address,
+        prefix,
         shared,
         stop: Some(stop),
         task: Some(task),

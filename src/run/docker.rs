@@ -79,6 +79,7 @@ fn docker_options(config: &RunConfig) -> Result<DockerOptions> {
         nano_cpus: d.cpus.map(|c| (c * 1e9) as i64),
         pids_limit: d.pids_limit,
         network_mode: d.network.clone(),
+        docker_host: config.docker_host.clone(),
     })
 }
 
@@ -119,8 +120,9 @@ async fn agent_spec(
                 bind,
             ))
             .await?;
+            let seen_at = workspace.sandbox_address_of(relay.address()).await?;
             let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
-            spec.base_url = Some(relay.base_url());
+            spec.base_url = Some(relay.base_url_via(seen_at));
             spec.api_key = Some(relay.token().to_string());
             Ok((spec, Some(relay)))
         }

@@ -2,6 +2,7 @@
 //! on loopback that answers from a script and records every request.
 #![allow(dead_code)]
 
+pub mod dind;
 pub mod docker;
 pub mod server;
 

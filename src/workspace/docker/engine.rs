@@ -86,6 +86,7 @@ pub fn create_body(
     session: &str,
     key: &str,
     network: Option<&str>,
+    publish_on: std::net::IpAddr,
 ) -> ContainerCreateBody {
     let port = format!("{SERVER_PORT}/tcp");
     let mut env = vec![format!("SESSION_API_KEY={key}")];
@@ -104,7 +105,7 @@ pub fn create_body(
         user: opts.user.clone(),
         working_dir: Some(opts.workdir.clone()),
         exposed_ports: Some(vec![port.clone()]),
-        host_config: Some(host_config(opts, port, network)),
+        host_config: Some(host_config(opts, port, network, publish_on)),
         ..Default::default()
     }
 }
@@ -126,9 +127,14 @@ fn serve_args(workdir: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn host_config(opts: &DockerOptions, port: String, network: Option<&str>) -> HostConfig {
+fn host_config(
+    opts: &DockerOptions,
+    port: String,
+    network: Option<&str>,
+    publish_on: std::net::IpAddr,
+) -> HostConfig {
     let binding = PortBinding {
-        host_ip: Some("127.0.0.1".to_string()),
+        host_ip: Some(publish_on.to_string()),
         host_port: Some(String::new()),
     };
     let published = HashMap::from([(port, Some(vec![binding]))]);

@@ -19,6 +19,8 @@
 //! bridge, so there is no route out in effect. With an explicit `network_mode` none of this
 //! applies: the container joins that network and the port is published on 127.0.0.1.
 //! A runner itself inside a container on the same engine joins the network ([`runner`]).
+//! An engine on another host (GitLab's docker:dind, a remote daemon: [`location`]) is reached
+//! through a bridge container ([`bridge`]): the sandbox stays on its internal network only.
 //!
 //! Cleanup: `close` removes the container, then its network; an unclosed workspace is removed
 //! on `Drop`; and [`cleanup::remove_all_blocking`] removes every live container and network of
@@ -26,9 +28,12 @@
 //! failed keeps its container and network.
 
 pub mod archive;
+pub mod bridge;
 pub mod cleanup;
 pub mod elf;
 pub mod engine;
+pub mod forward;
+pub mod location;
 pub mod network;
 mod ops;
 pub mod runner;
@@ -81,6 +86,8 @@ pub struct DockerOptions {
     /// An explicit network mode (no per-run internal network; the port is published on
     /// loopback). `None`: a per-run internal network (see the module doc).
     pub network_mode: Option<String>,
+    /// `DOCKER_HOST` as set (`None`: the local socket), to tell a remote engine.
+    pub docker_host: Option<String>,
 }
 
 impl DockerOptions {
@@ -98,6 +105,7 @@ impl DockerOptions {
             nano_cpus: None,
             pids_limit: None,
             network_mode: None,
+            docker_host: None,
         }
     }
 
@@ -115,15 +123,33 @@ impl DockerOptions {
     }
 }
 
+/// How the runner and the sandbox reach each other.
+#[derive(Debug, Clone)]
+enum Reach {
+    /// The runner is on the engine's host: the container's address, or a published port.
+    Direct,
+    /// The runner is a container of the same engine, joined to the run's network here.
+    Joined(IpAddr),
+    /// The engine is on another host: through a bridge container (once started); `runner` is
+    /// this machine's address toward the engine.
+    Bridged {
+        engine: IpAddr,
+        runner: IpAddr,
+        bridge: Option<bridge::Bridge>,
+    },
+}
+
 /// A running container with the agent-server inside.
 pub struct DockerWorkspace {
     docker: Docker,
     remote: RemoteWorkspace,
     container_id: String,
+    /// The run's id (its network is `sandcrab-<session>`).
+    session: String,
     /// The per-run internal network's id (`None` under an explicit network mode).
     network_id: Option<String>,
-    /// This runner's own address on that network, when it runs in a container ([`runner`]).
-    runner_ip: Option<IpAddr>,
+    /// How the runner and the sandbox reach each other.
+    reach: Reach,
     session_key: String,
     owner: Owner,
     keep_on_failure: bool,
@@ -139,17 +165,23 @@ impl DockerWorkspace {
         repo: Option<&Path>,
     ) -> Result<DockerWorkspace, WorkspaceError> {
         elf::check_static(&opts.sandbox_binary)?;
+        let reach = locate(opts.docker_host.clone()).await?;
         let docker = engine::connect().await?;
         engine::ensure_image(&docker, &opts.image, opts.platform.as_deref()).await?;
         let session = uuid::Uuid::new_v4().to_string();
         let key = format!("{}", uuid::Uuid::new_v4().simple());
-        let (id, network_id) = create_sandbox(&docker, &opts, &session, &key).await?;
+        let publish_on = match &reach {
+            Reach::Bridged { engine, .. } => *engine,
+            _ => IpAddr::from([127, 0, 0, 1]),
+        };
+        let (id, network_id) = create_sandbox(&docker, &opts, &session, &key, publish_on).await?;
         let ws = DockerWorkspace {
             remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone()),
             docker,
             container_id: id,
+            session,
             network_id,
-            runner_ip: None,
+            reach,
             session_key: key,
             owner: opts.owner(),
             keep_on_failure: opts.keep_on_failure,
@@ -166,10 +198,7 @@ impl DockerWorkspace {
         repo: Option<&Path>,
     ) -> Result<Self, WorkspaceError> {
         let booted = match self.join_runner().await {
-            Ok(ip) => {
-                self.runner_ip = ip;
-                self.seed_and_run(opts, repo).await
-            }
+            Ok(()) => self.seed_and_run(opts, repo).await,
             Err(e) => Err(e),
         };
         match booted {
@@ -184,19 +213,19 @@ impl DockerWorkspace {
         }
     }
 
-    /// In a runner container, joins the run's network; returns the runner's address on it.
-    async fn join_runner(&self) -> Result<Option<IpAddr>, WorkspaceError> {
-        let Some(network) = &self.network_id else {
-            return Ok(None);
+    /// In a runner container of a local engine, joins the run's network.
+    async fn join_runner(&mut self) -> Result<(), WorkspaceError> {
+        let (Some(network), Reach::Direct) = (&self.network_id, &self.reach) else {
+            return Ok(());
         };
-        let Some(me) = runner::own_container(&self.docker).await else {
-            return Ok(None);
-        };
-        runner::join(&self.docker, network, &me).await.map(Some)
+        if let Some(me) = runner::own_container(&self.docker).await {
+            self.reach = Reach::Joined(runner::join(&self.docker, network, &me).await?);
+        }
+        Ok(())
     }
 
     async fn seed_and_run(
-        &self,
+        &mut self,
         opts: &DockerOptions,
         repo: Option<&Path>,
     ) -> Result<RemoteWorkspace, WorkspaceError> {
@@ -215,30 +244,59 @@ impl DockerWorkspace {
             .start_container(id, None)
             .await
             .map_err(engine::error("start the container"))?;
-        let url = self.server_url().await?;
+        let url = self.server_url(opts).await?;
         let remote = RemoteWorkspace::new(url, Some(self.session_key.clone()), &opts.workdir);
         self.wait_alive(&remote).await?;
         Ok(remote)
     }
 
-    /// The agent-server's URL: the container's address on the run's network, else the port
-    /// published on loopback.
-    async fn server_url(&self) -> Result<String, WorkspaceError> {
+    /// The agent-server's URL: the container's address on the run's network, the port
+    /// published on loopback (or on a remote engine's address), or a bridge's port.
+    async fn server_url(&mut self, opts: &DockerOptions) -> Result<String, WorkspaceError> {
+        let found = self
+            .server_address(opts)
+            .await
+            .map(|a| format!("http://{a}"));
         let (docker, id) = (&self.docker, self.container_id.as_str());
-        let found = match &self.network_id {
-            Some(_) => network::container_ip(docker, id)
-                .await
-                .map(|ip| format!("http://{}", SocketAddr::new(ip, engine::SERVER_PORT))),
-            None => engine::published_port(docker, id)
-                .await
-                .map(|port| format!("http://127.0.0.1:{port}")),
-        };
         match found {
             Err(_) if engine::is_running(docker, id).await == Some(false) => {
                 Err(self.died("exited before its agent-server started").await)
             }
             other => other,
         }
+    }
+
+    async fn server_address(&mut self, opts: &DockerOptions) -> Result<SocketAddr, WorkspaceError> {
+        let (docker, id) = (&self.docker, self.container_id.as_str());
+        let host = match (&self.network_id, &self.reach) {
+            (None, Reach::Bridged { engine, .. }) => *engine,
+            (None, _) => IpAddr::from([127, 0, 0, 1]),
+            (Some(_), Reach::Bridged { engine, .. }) => {
+                let engine = *engine;
+                return self.start_bridge(opts, engine).await;
+            }
+            (Some(_), _) => {
+                let ip = network::container_ip(docker, id).await?;
+                return Ok(SocketAddr::new(ip, engine::SERVER_PORT));
+            }
+        };
+        let port = engine::published_port(docker, id).await?;
+        Ok(SocketAddr::new(host, port))
+    }
+
+    /// Starts the bridge to the sandbox; returns where the runner reaches its server.
+    async fn start_bridge(
+        &mut self,
+        opts: &DockerOptions,
+        engine: IpAddr,
+    ) -> Result<SocketAddr, WorkspaceError> {
+        let ip = network::container_ip(&self.docker, &self.container_id).await?;
+        let started = bridge::start(&self.docker, opts, &self.session, ip, engine).await?;
+        let server = started.server;
+        if let Reach::Bridged { bridge, .. } = &mut self.reach {
+            *bridge = Some(started);
+        }
+        Ok(server)
     }
 
     /// Polls `/alive`; fails with the container's last logs if it exits or times out.
@@ -270,14 +328,47 @@ impl DockerWorkspace {
         ))
     }
 
-    /// Where the container reaches this host: its network's gateway (with the per-run internal
-    /// network, the only address off that network it reaches); in a runner container, the
-    /// runner's own address on that network.
+    /// Where the runner binds a listener the sandbox must reach (the relay): the network's
+    /// gateway (with the per-run internal network, the only address off that network the
+    /// sandbox reaches); in a runner container, its own address on that network; with a remote
+    /// engine, this machine's address toward the engine (see [`Self::sandbox_address_of`]).
     pub async fn gateway_ip(&self) -> Result<IpAddr, WorkspaceError> {
-        if let Some(ip) = self.runner_ip {
-            return Ok(ip);
+        match &self.reach {
+            Reach::Joined(ip) => Ok(*ip),
+            Reach::Bridged { runner, .. } => Ok(*runner),
+            Reach::Direct => engine::gateway_ip(&self.docker, &self.container_id).await,
         }
-        engine::gateway_ip(&self.docker, &self.container_id).await
+    }
+
+    /// The address the sandbox uses for the runner's listener at `local` (bound on
+    /// [`Self::gateway_ip`]): the same, or through the bridge of a remote engine.
+    pub async fn sandbox_address_of(
+        &self,
+        local: SocketAddr,
+    ) -> Result<SocketAddr, WorkspaceError> {
+        match &self.reach {
+            Reach::Bridged {
+                bridge: Some(b), ..
+            } => bridge::expose(&self.docker, b, local).await,
+            _ => Ok(local),
+        }
+    }
+
+    /// The bridge container of a remote engine's run, if there is one.
+    pub fn bridge_id(&self) -> Option<&str> {
+        match &self.reach {
+            Reach::Bridged {
+                bridge: Some(b), ..
+            } => Some(&b.container_id),
+            _ => None,
+        }
+    }
+
+    /// Every container of the run: the sandbox, and the bridge if any.
+    pub(super) fn containers(&self) -> Vec<String> {
+        std::iter::once(self.container_id.clone())
+            .chain(self.bridge_id().map(String::from))
+            .collect()
     }
 
     /// The inner agent-server client.
@@ -304,7 +395,9 @@ impl DockerWorkspace {
     pub fn mark_failed(&self) {
         self.failed.store(true, Ordering::SeqCst);
         if self.keep_on_failure {
-            cleanup::unregister(&self.container_id);
+            self.containers()
+                .iter()
+                .for_each(|c| cleanup::unregister(c));
             self.network_id
                 .iter()
                 .for_each(|n| cleanup::unregister_network(n));
@@ -378,6 +471,7 @@ async fn create_sandbox(
     opts: &DockerOptions,
     session: &str,
     key: &str,
+    publish_on: IpAddr,
 ) -> Result<(String, Option<String>), WorkspaceError> {
     let network_id = match opts.network_mode {
         Some(_) => None,
@@ -385,7 +479,7 @@ async fn create_sandbox(
     };
     network_id.iter().for_each(|n| cleanup::register_network(n));
     let name = network_id.as_ref().map(|_| network::name(session));
-    match create(docker, opts, session, key, name.as_deref()).await {
+    match create(docker, opts, session, key, name.as_deref(), publish_on).await {
         Ok(id) => {
             cleanup::register(&id);
             Ok((id, network_id))
@@ -407,18 +501,34 @@ async fn create(
     session: &str,
     key: &str,
     network: Option<&str>,
+    publish_on: IpAddr,
 ) -> Result<String, WorkspaceError> {
     let name = format!("sandcrab-{}", &session[..8]);
     let mut options = CreateContainerOptionsBuilder::new().name(&name);
     if let Some(platform) = &opts.platform {
         options = options.platform(platform);
     }
-    let body = engine::create_body(opts, session, key, network);
+    let body = engine::create_body(opts, session, key, network, publish_on);
     let created = docker
         .create_container(Some(options.build()), body)
         .await
         .map_err(engine::error("create the container"))?;
     Ok(created.id)
+}
+
+/// How this run will reach the engine's containers, from where the engine is.
+async fn locate(docker_host: Option<String>) -> Result<Reach, WorkspaceError> {
+    let found = tokio::task::spawn_blocking(move || location::locate(docker_host.as_deref()))
+        .await
+        .map_err(|e| WorkspaceError::Other(e.to_string()))??;
+    Ok(match found {
+        location::EngineLocation::Local => Reach::Direct,
+        location::EngineLocation::Remote { engine, runner } => Reach::Bridged {
+            engine,
+            runner,
+            bridge: None,
+        },
+    })
 }
 
 /// Runs blocking work (tar building, file IO) off the async threads.

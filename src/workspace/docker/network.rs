@@ -61,3 +61,21 @@ pub async fn container_ip(docker: &Docker, id: &str) -> Result<IpAddr, Workspace
             ))
         })
 }
+
+/// The container's address on the network named `network`.
+pub async fn ip_on(docker: &Docker, id: &str, network: &str) -> Result<IpAddr, WorkspaceError> {
+    let info = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(engine::error("inspect the container"))?;
+    info.network_settings
+        .and_then(|s| s.networks)
+        .and_then(|mut n| n.remove(network))
+        .and_then(|n| n.ip_address)
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(|| {
+            WorkspaceError::Other(format!(
+                "docker: container {id} has no address on network {network}"
+            ))
+        })
+}

@@ -93,10 +93,12 @@ impl Workspace for DockerWorkspace {
             self.announce_kept();
             return Ok(());
         }
-        cleanup::unregister(&self.container_id);
-        cleanup::force_remove(&self.docker, &self.container_id)
-            .await
-            .map_err(engine::error("remove the container"))?;
+        for id in self.containers() {
+            cleanup::unregister(&id);
+            cleanup::force_remove(&self.docker, &id)
+                .await
+                .map_err(engine::error("remove the container"))?;
+        }
         let Some(network) = &self.network_id else {
             return Ok(());
         };
@@ -115,10 +117,11 @@ impl Drop for DockerWorkspace {
         if self.keeps_container() {
             return self.announce_kept();
         }
-        cleanup::unregister(&self.container_id);
+        let containers = self.containers();
+        containers.iter().for_each(|c| cleanup::unregister(c));
         let networks: Vec<String> = self.network_id.iter().cloned().collect();
         networks.iter().for_each(|n| cleanup::unregister_network(n));
-        cleanup::remove_blocking(vec![self.container_id.clone()], networks);
+        cleanup::remove_blocking(containers, networks);
     }
 }
 
