@@ -5,6 +5,7 @@
 //! `agent` (prompt, tools, stuck detection), `llm` (model clients) and `report` (outputs).
 
 pub mod agent;
+pub mod ci;
 pub mod config;
 pub mod conversation;
 pub mod demo;

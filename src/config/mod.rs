@@ -11,6 +11,7 @@ use crate::error::BadInput;
 use crate::llm::LlmConfig;
 
 mod docker;
+pub mod gitlab;
 mod serve;
 
 pub use docker::DockerArgs;
@@ -33,6 +34,7 @@ pub const SECRET_ENV_NAMES: &[&str] = &[
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "CI_JOB_TOKEN",
     "GITLAB_TOKEN",
+    "SANDCRAB_GITLAB_TOKEN",
 ];
 
 /// Where the agent runs.

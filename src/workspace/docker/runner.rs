@@ -19,14 +19,17 @@ use bollard::Docker;
 use super::engine;
 use crate::workspace::WorkspaceError;
 
-/// This process's container on `docker`, if it runs in one the engine knows.
+/// This process's container on `docker`, if it runs in one the engine knows and has a network
+/// of its own. A container in the host's network namespace (`--network host`) reaches the
+/// sandbox as the host does and cannot join another network: it counts as no container.
 pub async fn own_container(docker: &Docker) -> Option<String> {
     if !std::path::Path::new("/.dockerenv").exists() {
         return None;
     }
     for candidate in candidates() {
         if let Ok(info) = docker.inspect_container(&candidate, None).await {
-            return info.id;
+            let mode = info.host_config.and_then(|h| h.network_mode);
+            return info.id.filter(|_| mode.as_deref() != Some("host"));
         }
     }
     None

@@ -1,0 +1,180 @@
+//! GitLab CI settings from the job's predefined variables (`CI_*`) and the notes token. The
+//! functions take a lookup (`std::env::var` in the binary, a map in tests) and return plain
+//! values: the [`GitlabContext`] and the token.
+
+use std::path::PathBuf;
+
+use crate::ci::gitlab::{GitlabContext, MergeRequest, PipelineSource};
+use crate::error::BadInput;
+
+/// Where the notes token is read, first found wins: a project access token with the `api`
+/// scope, stored as a masked CI/CD variable.
+pub const GITLAB_TOKEN_VARIABLES: &[&str] = &["SANDCRAB_GITLAB_TOKEN", "GITLAB_TOKEN"];
+
+/// The job's context when `GITLAB_CI=true`; `None` outside GitLab CI.
+pub fn gitlab_context(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<GitlabContext>, BadInput> {
+    let get = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if get("GITLAB_CI").as_deref() != Some("true") {
+        return Ok(None);
+    }
+    let required = |name: &str| {
+        get(name).ok_or_else(|| {
+            BadInput::new(format!(
+                "GitLab CI: {name} is not set; run sandcrab as a GitLab CI job, which sets it"
+            ))
+        })
+    };
+    let project_id = required("CI_PROJECT_ID")?;
+    let api_url = match get("CI_API_V4_URL") {
+        Some(url) => url,
+        None => format!(
+            "{}/api/v4",
+            required("CI_SERVER_URL")?.trim_end_matches('/')
+        ),
+    };
+    let merge_request = match get("CI_MERGE_REQUEST_IID") {
+        None => None,
+        Some(iid) => Some(MergeRequest {
+            iid: iid.parse().map_err(|_| {
+                BadInput::new(format!(
+                    "GitLab CI: CI_MERGE_REQUEST_IID {iid:?} is not a number"
+                ))
+            })?,
+            project_id: get("CI_MERGE_REQUEST_PROJECT_ID").unwrap_or_else(|| project_id.clone()),
+            source_branch: get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME").unwrap_or_default(),
+            target_branch: get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME").unwrap_or_default(),
+        }),
+    };
+    Ok(Some(GitlabContext {
+        project_path: required("CI_PROJECT_PATH")?,
+        project_id,
+        api_url,
+        pipeline_source: PipelineSource::parse(&get("CI_PIPELINE_SOURCE").unwrap_or_default()),
+        merge_request,
+        job_url: get("CI_JOB_URL"),
+        project_dir: PathBuf::from(required("CI_PROJECT_DIR")?),
+    }))
+}
+
+/// The notes token: the first of [`GITLAB_TOKEN_VARIABLES`] that is set, unless it is the job
+/// token (`CI_JOB_TOKEN` cannot post notes: better the clear "missing token" error than a 401).
+pub fn gitlab_token(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let job_token = var("CI_JOB_TOKEN").filter(|t| !t.is_empty());
+    GITLAB_TOKEN_VARIABLES
+        .iter()
+        .filter_map(|name| var(name).map(|v| v.trim().to_string()))
+        .find(|v| !v.is_empty())
+        .filter(|token| job_token.as_deref() != Some(token.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const MR_JOB: &[(&str, &str)] = &[
+        ("GITLAB_CI", "true"),
+        ("CI_PROJECT_ID", "42"),
+        ("CI_PROJECT_PATH", "group/app"),
+        ("CI_API_V4_URL", "https://gitlab.example/api/v4"),
+        ("CI_PIPELINE_SOURCE", "merge_request_event"),
+        ("CI_MERGE_REQUEST_IID", "7"),
+        ("CI_MERGE_REQUEST_PROJECT_ID", "41"),
+        ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature"),
+        ("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main"),
+        ("CI_JOB_URL", "https://gitlab.example/group/app/-/jobs/9"),
+        ("CI_PROJECT_DIR", "/builds/group/app"),
+    ];
+
+    #[test]
+    fn a_merge_request_pipeline() {
+        let ctx = gitlab_context(lookup(MR_JOB)).unwrap().unwrap();
+        assert_eq!(ctx.project_id, "42");
+        assert_eq!(ctx.project_path, "group/app");
+        assert_eq!(ctx.pipeline_source, PipelineSource::MergeRequestEvent);
+        let mr = ctx.merge_request.clone().unwrap();
+        assert_eq!((mr.iid, mr.project_id.as_str()), (7, "41"));
+        assert_eq!(
+            (mr.source_branch.as_str(), mr.target_branch.as_str()),
+            ("feature", "main")
+        );
+        assert_eq!(
+            ctx.job_url.as_deref(),
+            Some("https://gitlab.example/group/app/-/jobs/9")
+        );
+        assert_eq!(
+            ctx.out_dir("sandcrab-out"),
+            PathBuf::from("/builds/group/app/sandcrab-out")
+        );
+        let (project, target) = ctx.note_target(None).unwrap();
+        assert_eq!(project, "41", "notes go to the merge request's project");
+        assert_eq!(target, crate::ci::gitlab::NoteTarget::MergeRequest(7));
+    }
+
+    #[test]
+    fn a_branch_pipeline_without_api_url_uses_the_server_url() {
+        let ctx = gitlab_context(lookup(&[
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_ID", "42"),
+            ("CI_PROJECT_PATH", "group/app"),
+            ("CI_SERVER_URL", "https://gitlab.example/"),
+            ("CI_PIPELINE_SOURCE", "trigger"),
+            ("CI_PROJECT_DIR", "/builds/group/app"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(ctx.api_url, "https://gitlab.example/api/v4");
+        assert_eq!(ctx.pipeline_source, PipelineSource::Trigger);
+        assert!(ctx.merge_request.is_none());
+        assert_eq!(ctx.note_target(None), None);
+        let (project, target) = ctx.note_target(Some(3)).unwrap();
+        assert_eq!(
+            (project.as_str(), target),
+            ("42", crate::ci::gitlab::NoteTarget::Issue(3))
+        );
+    }
+
+    #[test]
+    fn outside_gitlab_there_is_no_context_and_missing_variables_are_named() {
+        assert!(gitlab_context(lookup(&[("CI", "true")])).unwrap().is_none());
+        let e = gitlab_context(lookup(&[("GITLAB_CI", "true")])).unwrap_err();
+        assert!(e.to_string().contains("CI_PROJECT_ID is not set"), "{e}");
+        let mut bad_iid = MR_JOB.to_vec();
+        bad_iid.retain(|(k, _)| *k != "CI_MERGE_REQUEST_IID");
+        bad_iid.push(("CI_MERGE_REQUEST_IID", "seven"));
+        let e = gitlab_context(lookup(&bad_iid)).unwrap_err();
+        assert!(e.to_string().contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn the_job_token_is_not_taken_for_a_notes_token() {
+        let token = gitlab_token(lookup(&[
+            ("SANDCRAB_GITLAB_TOKEN", "glpat-x"),
+            ("GITLAB_TOKEN", "other"),
+        ]));
+        assert_eq!(token.as_deref(), Some("glpat-x"));
+        let token = gitlab_token(lookup(&[("GITLAB_TOKEN", "glpat-y")]));
+        assert_eq!(token.as_deref(), Some("glpat-y"));
+        let token = gitlab_token(lookup(&[
+            ("SANDCRAB_GITLAB_TOKEN", "job-tok"),
+            ("CI_JOB_TOKEN", "job-tok"),
+        ]));
+        assert_eq!(token, None);
+        assert_eq!(gitlab_token(lookup(&[("CI_JOB_TOKEN", "job-tok")])), None);
+    }
+}
