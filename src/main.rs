@@ -3,9 +3,10 @@
 
 use std::process::ExitCode as ProcessExit;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use sandcrab::config::{self, RunArgs, RunConfig, ServeArgs};
+use sandcrab::config::ci::CiConfig;
+use sandcrab::config::{self, RunArgs, ServeArgs};
 use sandcrab::error::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -39,8 +40,11 @@ enum Command {
 }
 
 fn main() -> ProcessExit {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ProcessExit::from(if e.use_stderr() {
@@ -52,7 +56,7 @@ fn main() -> ProcessExit {
     };
     init_logging();
     let code = match cli.command {
-        Command::Run(args) => run(*args),
+        Command::Run(args) => run(*args, matches.subcommand_matches("run")),
         Command::Serve(args) => serve(args),
         Command::Doctor(args) => block_on(async { Ok(sandcrab::doctor::doctor(args).await) })
             .unwrap_or_else(|e| fail(&e)),
@@ -61,9 +65,12 @@ fn main() -> ProcessExit {
     ProcessExit::from(code as u8)
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    match RunConfig::from_args(args) {
-        Ok(config) => block_on(sandcrab::run::run(config)).unwrap_or_else(|e| fail(&e)),
+/// `sandcrab run`: on GitHub Actions the CI flow, elsewhere the plain run. `matches` tell
+/// which flags were given (action inputs only fill the others).
+fn run(mut args: RunArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
+    let empty = clap::ArgMatches::default();
+    match CiConfig::resolve(&mut args, matches.unwrap_or(&empty)) {
+        Ok(ci) => block_on(sandcrab::ci::run(args, ci)).unwrap_or_else(|e| fail(&e)),
         Err(e) => fail(&anyhow::Error::new(e)),
     }
 }

@@ -3,36 +3,15 @@
 //! does and has a default it documents; the outputs are the ones the run writes; the image is
 //! ./Dockerfile with `sandcrab run` as its exec-form entrypoint.
 //!
-//! [`INPUTS_THE_BINARY_READS`] stands in for the list the CI configuration (src/config/ci.rs)
-//! exports; when that lands, point the check at it instead.
+//! [`INPUTS_THE_BINARY_READS`] is the list src/config/ci.rs exports (and asserts on each read).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_yaml::Value;
 
-/// The inputs `sandcrab run` reads in a GitHub Action (issue 5), as written in action.yml.
-pub const INPUTS_THE_BINARY_READS: &[&str] = &[
-    "prompt",
-    "trigger-phrase",
-    "label",
-    "mode",
-    "runner-requirements",
-    "workspace",
-    "image",
-    "model",
-    "llm-api-key",
-    "llm-base-url",
-    "github-token",
-    "max-iterations",
-    "timeout-minutes",
-    "allowed-users",
-    "allow-bots",
-    "draft-pr",
-    "branch-prefix",
-    "cloud-api-key",
-    "cloud-url",
-];
+/// The inputs `sandcrab run` reads in a GitHub Action, as the CI configuration declares them.
+pub const INPUTS_THE_BINARY_READS: &[&str] = sandcrab::config::ci::ACTION_INPUTS;
 
 /// The outputs the run writes to GITHUB_OUTPUT.
 pub const OUTPUTS_THE_BINARY_WRITES: &[&str] = &[

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use crate::error::BadInput;
 use crate::llm::LlmConfig;
 
+pub mod ci;
 mod docker;
 pub mod gitlab;
 mod serve;
@@ -30,6 +31,8 @@ pub const SECRET_ENV_NAMES: &[&str] = &[
     "GH_TOKEN",
     "INPUT_GITHUB-TOKEN",
     "INPUT_LLM-API-KEY",
+    "INPUT_GITHUB_TOKEN",
+    "INPUT_LLM_API_KEY",
     "ACTIONS_RUNTIME_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "CI_JOB_TOKEN",
@@ -156,6 +159,10 @@ pub struct RunArgs {
     /// Turn off stuck detection (for tasks that legitimately repeat a command).
     #[arg(long, env = "SANDCRAB_NO_STUCK_DETECTION")]
     pub no_stuck_detection: bool,
+
+    /// CI platform, mode, triggers and GitHub settings (see config::ci).
+    #[command(flatten)]
+    pub ci: ci::CiArgs,
 }
 
 /// Where the task text comes from.

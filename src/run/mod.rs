@@ -1,5 +1,6 @@
 //! `sandcrab run`: config → workspace → conversation → outputs. Prints progress as the agent
-//! works and returns the exit code of the run.
+//! works and returns the exit code of the run; `run_with` also takes the CI runner's hooks
+//! (an event listener, a time limit) and returns the result, patch and output paths.
 
 mod docker;
 mod remote;
@@ -7,7 +8,7 @@ mod remote;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -17,6 +18,7 @@ use crate::agent::Agent;
 use crate::config::{PromptSource, RunConfig, WorkspaceChoice};
 use crate::conversation::event::Event;
 use crate::conversation::local::last_observation;
+use crate::conversation::log::Listener;
 use crate::conversation::state::ExecutionStatus;
 use crate::conversation::{Conversation, ConversationOptions, LocalConversation, RunEnd};
 use crate::demo::{self, DemoRepo};
@@ -40,8 +42,37 @@ struct Session {
     docker: Option<Arc<DockerWorkspace>>,
 }
 
+/// Extras a caller (the CI runner) plugs into a run.
+#[derive(Default)]
+pub struct RunHooks {
+    /// Called with every event (already redacted), after the console printer.
+    pub listener: Option<Listener>,
+    /// Wall-clock limit of the agent loop: past it the run stops after the current step, as
+    /// on SIGINT, and its partial results are written.
+    pub timeout: Option<Duration>,
+}
+
+/// What a run produced, for the caller to publish.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub exit_code: ExitCode,
+    pub result: RunResult,
+    /// The patch (unredacted: it is applied, never printed; `changes.patch` is redacted).
+    pub patch: String,
+    pub outputs: report::Outputs,
+    /// The commit the run started from (`None` outside a git repository).
+    pub base: Option<String>,
+    /// The task tracker's last `task_list`, if the agent kept one.
+    pub task_list: Option<serde_json::Value>,
+}
+
 /// Runs the agent as configured; returns the process exit code.
 pub async fn run(config: RunConfig) -> Result<ExitCode> {
+    Ok(run_with(config, RunHooks::default()).await?.exit_code)
+}
+
+/// Runs the agent as configured with the caller's hooks; returns what it produced.
+pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> {
     let started = Instant::now();
     remove_sandboxes_on_panic();
     let demo_repo = if config.demo {
@@ -64,10 +95,16 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
     session
         .conversation
         .add_listener(Box::new(move |e| printer.print(e)));
+    if let Some(listener) = hooks.listener {
+        session.conversation.add_listener(listener);
+    }
     if should_send_prompt(session.conversation.as_ref(), &prompt) {
         session.conversation.send_message(&prompt).await?;
     }
     watch_signals(session.conversation.pause_handle());
+    if let Some(limit) = hooks.timeout {
+        stop_after(limit, session.conversation.pause_handle());
+    }
     let setup_ms = ms_since(started);
     let run_started = Instant::now();
     let end = session.conversation.run().await?;
@@ -83,7 +120,26 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
     }
     session.workspace.close().await?;
     print_summary(&result, &outputs.result, &config.out_dir);
-    Ok(run_status(&end).exit_code())
+    Ok(RunOutcome {
+        exit_code: run_status(&end).exit_code(),
+        task_list: task_list(session.conversation.events()),
+        result,
+        patch,
+        outputs,
+        base,
+    })
+}
+
+/// Past `limit`, stops the run after the current step.
+fn stop_after(limit: Duration, pause: Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        eprintln!(
+            "sandcrab: the time limit ({:.0} s) is up; stopping after the current step",
+            limit.as_secs_f64()
+        );
+        pause.store(true, Ordering::SeqCst);
+    });
 }
 
 /// A panic anywhere still removes the sandboxes this process started.

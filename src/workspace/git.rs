@@ -285,14 +285,16 @@ pub async fn workspace_base(ws: &dyn Workspace) -> Result<Option<String>, Worksp
 
 /// The patch of everything in the working directory that differs from `base` (a commit or the
 /// empty tree), untracked files included, binary-safe. A temporary index keeps the
-/// repository's own index as it was. Runs through `Workspace::execute`.
+/// repository's own index as it was; it is copied with its mtime (`cp -p`), or git's
+/// racy-clean check would miss a same-size edit made in the second the index was written.
+/// Runs through `Workspace::execute`.
 pub async fn workspace_patch(ws: &dyn Workspace, base: &str) -> Result<String, WorkspaceError> {
     if !base.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(WorkspaceError::Git(format!("'{base}' is not a commit id")));
     }
     let script = format!(
         "set -e; idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
-         trap 'rm -f \"$tmp\"' EXIT; if [ -f \"$idx\" ]; then cp \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
+         trap 'rm -f \"$tmp\"' EXIT; if [ -f \"$idx\" ]; then cp -p \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
          GIT_INDEX_FILE=\"$tmp\" git add -A -- .; GIT_INDEX_FILE=\"$tmp\" git diff --cached --binary --no-color {base} -- ."
     );
     let out = ws

@@ -4,6 +4,7 @@
 
 pub mod dind;
 pub mod docker;
+pub mod fake_github;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -30,6 +31,11 @@ pub fn sandcrab() -> Command {
         "SANDCRAB_MODEL",
         "SANDCRAB_LLM_BASE_URL",
     ] {
+        cmd.env_remove(var);
+    }
+    // Tests run plain unless they set the CI environment themselves (the suite may itself run
+    // on GitHub Actions or GitLab CI).
+    for var in ["GITHUB_ACTIONS", "GITLAB_CI", "SANDCRAB_CI_PLATFORM"] {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");

@@ -124,6 +124,12 @@ fn append_tree(
     if kind.is_symlink() {
         header.set_entry_type(EntryType::Symlink);
         tar.append_link(&mut header, name, std::fs::read_link(local)?)
+    } else if kind.is_file() && is_git_config(local) {
+        // The sandbox never sees the runner's git credentials (see git_config).
+        let text = String::from_utf8_lossy(&std::fs::read(local)?).into_owned();
+        let clean = super::git_config::strip_credentials(&text);
+        header.set_size(clean.len() as u64);
+        tar.append_data(&mut header, name, clean.as_bytes())
     } else if kind.is_file() {
         header.set_size(meta.len());
         tar.append_data(&mut header, name, std::fs::File::open(local)?)
@@ -138,6 +144,15 @@ fn append_tree(
     } else {
         Ok(()) // sockets, fifos, devices: nothing a repository needs
     }
+}
+
+/// `.../.git/config`: a repository's config, which may hold credentials.
+fn is_git_config(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "config")
+        && path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == ".git")
 }
 
 fn header_for(meta: &Metadata, owner: Owner) -> Header {
@@ -203,6 +218,37 @@ mod tests {
         assert_eq!(mode & 0o777, 0o755);
         let link = std::fs::read_link(out.path().join("copy/link")).unwrap();
         assert_eq!(link, Path::new("/etc/passwd"));
+    }
+
+    #[test]
+    fn a_repository_goes_in_without_git_credentials() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join(".git")).unwrap();
+        let config = "[remote \"origin\"]\n\turl = https://github.com/o/r\n[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n";
+        std::fs::write(repo.path().join(".git/config"), config).unwrap();
+        std::fs::write(
+            repo.path().join("config"),
+            "extraheader = kept: not a git config\n",
+        )
+        .unwrap();
+        let (bytes, _) = path_archive(repo.path(), "/workspace", (0, 0)).unwrap();
+        let mut files = std::collections::HashMap::new();
+        for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            files.insert(name, text);
+        }
+        assert_eq!(
+            files["workspace/.git/config"],
+            "[remote \"origin\"]\n\turl = https://github.com/o/r\n[http \"https://github.com/\"]\n"
+        );
+        // Only a `.git/config` is filtered.
+        assert_eq!(
+            files["workspace/config"],
+            "extraheader = kept: not a git config\n"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod cleanup;
 pub mod elf;
 pub mod engine;
 pub mod forward;
+pub mod git_config;
 pub mod location;
 pub mod network;
 mod ops;

@@ -1,0 +1,368 @@
+//! A thin GitHub REST client on reqwest (already the project's HTTP client), against
+//! `GITHUB_API_URL` (GHES and the tests' loopback fake work the same). Only the calls sandcrab
+//! makes; each request body is redacted before it leaves. Octocrab would add a large
+//! dependency tree for six endpoints and hide the retry policy this needs.
+//!
+//! Retries: 5xx, 429, and secondary rate limits (403/429 with `Retry-After`, or
+//! `x-ratelimit-remaining: 0` with `x-ratelimit-reset`), waiting what GitHub asks (capped),
+//! else an exponential backoff. A 422 is reported with GitHub's own validation messages.
+
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::redact::Redactor;
+
+use super::event::PullRequest;
+
+/// Longest wait GitHub may ask for before a retry.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("GitHub refused to {what} (422 Unprocessable Entity): {message}")]
+    Unprocessable { what: String, message: String },
+    #[error("GitHub answered {status} to {what}: {message}")]
+    Status {
+        status: u16,
+        what: String,
+        message: String,
+    },
+    #[error("cannot reach GitHub at {url} to {what}: {message}")]
+    Transport {
+        url: String,
+        what: String,
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Unprocessable { .. } => Some(422),
+            ApiError::Status { status, .. } => Some(*status),
+            ApiError::Transport { .. } => None,
+        }
+    }
+}
+
+/// A created or edited comment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommentRef {
+    pub id: u64,
+    #[serde(default)]
+    pub html_url: String,
+}
+
+/// A created pull request or review.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Created {
+    #[serde(default)]
+    pub number: u64,
+    #[serde(default)]
+    pub html_url: String,
+}
+
+/// One inline comment of a review.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct InlineComment {
+    pub path: String,
+    pub line: u64,
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Permission {
+    permission: String,
+    role_name: Option<String>,
+}
+
+/// The client: base URL, `owner/name`, token.
+pub struct GithubApi {
+    http: reqwest::Client,
+    base: String,
+    repo: String,
+    token: Option<String>,
+    redactor: Redactor,
+    retries: u32,
+    first_wait: Duration,
+}
+
+impl GithubApi {
+    pub fn new(api_url: &str, repository: &str, token: Option<String>, redactor: Redactor) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        GithubApi {
+            http,
+            base: api_url.trim_end_matches('/').to_string(),
+            repo: repository.to_string(),
+            token,
+            redactor,
+            retries: 4,
+            first_wait: Duration::from_secs(1),
+        }
+    }
+
+    /// The collaborator permission of `user` (`None`: not a collaborator, 404).
+    pub async fn permission(
+        &self,
+        user: &str,
+    ) -> Result<Option<(String, Option<String>)>, ApiError> {
+        let path = format!("/repos/{}/collaborators/{user}/permission", self.repo);
+        match self
+            .call::<Permission>(Method::GET, &path, None, "read a collaborator's permission")
+            .await
+        {
+            Ok(p) => Ok(Some((p.permission, p.role_name))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_comment(&self, number: u64, body: &str) -> Result<CommentRef, ApiError> {
+        let path = format!("/repos/{}/issues/{number}/comments", self.repo);
+        self.call(
+            Method::POST,
+            &path,
+            Some(json!({"body": body})),
+            "create a comment",
+        )
+        .await
+    }
+
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, ApiError> {
+        let path = format!("/repos/{}/issues/comments/{id}", self.repo);
+        self.call(
+            Method::PATCH,
+            &path,
+            Some(json!({"body": body})),
+            "edit a comment",
+        )
+        .await
+    }
+
+    pub async fn pull_request(&self, number: u64) -> Result<PullRequest, ApiError> {
+        let path = format!("/repos/{}/pulls/{number}", self.repo);
+        self.call(Method::GET, &path, None, "read the pull request")
+            .await
+    }
+
+    pub async fn default_branch(&self) -> Result<String, ApiError> {
+        let repo: Value = self
+            .call(
+                Method::GET,
+                &format!("/repos/{}", self.repo),
+                None,
+                "read the repository",
+            )
+            .await?;
+        Ok(repo["default_branch"]
+            .as_str()
+            .unwrap_or("main")
+            .to_string())
+    }
+
+    pub async fn create_pull(&self, pr: &Value) -> Result<Created, ApiError> {
+        let path = format!("/repos/{}/pulls", self.repo);
+        self.call(
+            Method::POST,
+            &path,
+            Some(pr.clone()),
+            "create the pull request",
+        )
+        .await
+    }
+
+    /// A review of type COMMENT (never an approval or a change request) with inline comments.
+    pub async fn create_review(
+        &self,
+        number: u64,
+        commit_id: Option<&str>,
+        body: &str,
+        comments: &[InlineComment],
+    ) -> Result<Created, ApiError> {
+        let path = format!("/repos/{}/pulls/{number}/reviews", self.repo);
+        let mut review = json!({"body": body, "event": "COMMENT", "comments": comments});
+        if let Some(sha) = commit_id {
+            review["commit_id"] = sha.into();
+        }
+        self.call(Method::POST, &path, Some(review), "create the review")
+            .await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let body = body.map(|mut b| {
+            self.redactor.redact_json(&mut b);
+            b
+        });
+        let mut attempt = 0;
+        loop {
+            let response = self.send(&method, &url, body.as_ref()).await;
+            let wait = match &response {
+                Ok(r) => retry_wait(r, attempt, self.first_wait),
+                Err(_) => Some(backoff(attempt, self.first_wait)),
+            };
+            match (response, wait) {
+                (resp, Some(wait)) if attempt < self.retries => {
+                    let why = resp.map_or_else(|e| e.to_string(), |r| r.status().to_string());
+                    tracing::warn!(
+                        "GitHub: {what}: {why}; retrying in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (Ok(r), _) => return self.read(r, what).await,
+                (Err(e), _) => {
+                    return Err(ApiError::Transport {
+                        url: self.base.clone(),
+                        what: what.to_string(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Result<Response> {
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        req.send().await
+    }
+
+    async fn read<T: DeserializeOwned>(&self, r: Response, what: &str) -> Result<T, ApiError> {
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if status.is_success() {
+            let text = if text.trim().is_empty() {
+                "null"
+            } else {
+                &text
+            };
+            return serde_json::from_str(text).map_err(|e| ApiError::Status {
+                status: status.as_u16(),
+                what: what.to_string(),
+                message: format!("unexpected answer: {e}"),
+            });
+        }
+        let message = self.redactor.redact(&error_message(&text));
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            return Err(ApiError::Unprocessable {
+                what: what.to_string(),
+                message,
+            });
+        }
+        Err(ApiError::Status {
+            status: status.as_u16(),
+            what: what.to_string(),
+            message,
+        })
+    }
+}
+
+/// How long to wait before retrying this answer, or `None` when it is final.
+fn retry_wait(r: &Response, attempt: u32, first: Duration) -> Option<Duration> {
+    let status = r.status();
+    let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok());
+    let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+    let exhausted = header("x-ratelimit-remaining") == Some("0");
+    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
+    if !(status.is_server_error() || rate_limited) {
+        return None;
+    }
+    if let Some(secs) = retry_after {
+        return Some(Duration::from_secs(secs).min(MAX_WAIT));
+    }
+    if exhausted {
+        let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok())?;
+        let secs = reset - chrono::Utc::now().timestamp();
+        // A primary limit that resets in minutes is not worth waiting for in a CI job.
+        return (secs <= MAX_WAIT.as_secs() as i64)
+            .then(|| Duration::from_secs(secs.max(0) as u64));
+    }
+    Some(backoff(attempt, first))
+}
+
+fn backoff(attempt: u32, first: Duration) -> Duration {
+    (first * 2u32.saturating_pow(attempt.min(6))).min(MAX_WAIT)
+}
+
+/// GitHub's error `message` and the `errors[]` details, on one line.
+fn error_message(body: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return body
+            .chars()
+            .take(300)
+            .collect::<String>()
+            .replace('\n', " ");
+    };
+    let mut parts = vec![v["message"].as_str().unwrap_or("no message").to_string()];
+    for e in v["errors"].as_array().into_iter().flatten() {
+        let detail = e["message"].as_str().map(String::from).unwrap_or_else(|| {
+            format!(
+                "{} {} {}",
+                e["resource"].as_str().unwrap_or(""),
+                e["field"].as_str().unwrap_or(""),
+                e["code"].as_str().unwrap_or("")
+            )
+        });
+        parts.push(detail.trim().to_string());
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_join_details() {
+        let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for o:b."}]}"#;
+        assert_eq!(
+            error_message(body),
+            "Validation Failed: A pull request already exists for o:b."
+        );
+        let body = r#"{"message":"Validation Failed","errors":[{"resource":"Issue","field":"title","code":"missing_field"}]}"#;
+        assert_eq!(
+            error_message(body),
+            "Validation Failed: Issue title missing_field"
+        );
+        assert_eq!(error_message("oops\nbad"), "oops bad");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let s = Duration::from_secs(1);
+        assert_eq!(backoff(0, s), s);
+        assert_eq!(backoff(2, s), Duration::from_secs(4));
+        assert_eq!(backoff(30, s), MAX_WAIT);
+    }
+}

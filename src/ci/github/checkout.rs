@@ -1,0 +1,223 @@
+//! Git in the runner's checkout (`GITHUB_WORKSPACE`): commit a patch onto a given commit
+//! without touching the working tree or the index (a temporary index and `commit-tree`),
+//! fetch a branch and push a commit to `origin`.
+//!
+//! Auth for https remotes: an `http.<origin>/.extraheader` with the token, passed through
+//! `GIT_CONFIG_COUNT/KEY/VALUE` in git's environment: never written to `.git/config`, never
+//! in argv (where `ps` would show it).
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use tokio::process::Command;
+
+use crate::redact::Redactor;
+
+#[derive(Debug, thiserror::Error)]
+#[error("git {what} failed: {detail}")]
+pub struct GitError {
+    pub what: String,
+    pub detail: String,
+}
+
+/// The identity of the runner's commits.
+const AUTHOR: (&str, &str) = (
+    "github-actions[bot]",
+    "41898282+github-actions[bot]@users.noreply.github.com",
+);
+
+pub struct Checkout {
+    dir: PathBuf,
+    token: Option<String>,
+    redactor: Redactor,
+}
+
+impl Checkout {
+    pub fn new(dir: &Path, token: Option<String>, redactor: Redactor) -> Self {
+        Checkout {
+            dir: dir.to_path_buf(),
+            token,
+            redactor,
+        }
+    }
+
+    /// A commit of `patch` applied onto `parent`, with `message`; returns its sha.
+    pub async fn commit_patch(
+        &self,
+        parent: &str,
+        patch: &str,
+        message: &str,
+    ) -> Result<String, GitError> {
+        let index = TempFile::new("index");
+        let patch_file = TempFile::new("patch");
+        std::fs::write(&patch_file.0, patch).map_err(|e| GitError {
+            what: "commit".into(),
+            detail: format!("cannot write the patch: {e}"),
+        })?;
+        let idx = [("GIT_INDEX_FILE", index.0.to_string_lossy().into_owned())];
+        self.git(&["read-tree", parent], &idx, "read-tree").await?;
+        let patch_path = patch_file.0.to_string_lossy().into_owned();
+        self.git(
+            &["apply", "--cached", "--binary", &patch_path],
+            &idx,
+            "apply (the patch does not apply on this commit)",
+        )
+        .await?;
+        let tree = self.git(&["write-tree"], &idx, "write-tree").await?;
+        let ident = [
+            ("GIT_AUTHOR_NAME", AUTHOR.0.to_string()),
+            ("GIT_AUTHOR_EMAIL", AUTHOR.1.to_string()),
+            ("GIT_COMMITTER_NAME", AUTHOR.0.to_string()),
+            ("GIT_COMMITTER_EMAIL", AUTHOR.1.to_string()),
+        ];
+        self.git(
+            &["commit-tree", tree.trim(), "-p", parent, "-m", message],
+            &ident,
+            "commit-tree",
+        )
+        .await
+        .map(|s| s.trim().to_string())
+    }
+
+    /// Fetches `branch` from origin; returns its tip.
+    pub async fn fetch_branch(&self, branch: &str) -> Result<String, GitError> {
+        let auth = self.auth_env().await;
+        let refspec = format!("refs/heads/{branch}");
+        self.git(
+            &["fetch", "--quiet", "--no-tags", "origin", &refspec],
+            &auth,
+            "fetch",
+        )
+        .await?;
+        self.git(&["rev-parse", "FETCH_HEAD^{commit}"], &[], "rev-parse")
+            .await
+            .map(|s| s.trim().to_string())
+    }
+
+    /// Pushes `sha` to `branch` on origin (a fast-forward or a new branch; never forced).
+    pub async fn push(&self, sha: &str, branch: &str) -> Result<(), GitError> {
+        let auth = self.auth_env().await;
+        let refspec = format!("{sha}:refs/heads/{branch}");
+        self.git(&["push", "--quiet", "origin", &refspec], &auth, "push")
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn head(&self) -> Result<String, GitError> {
+        self.git(&["rev-parse", "HEAD"], &[], "rev-parse")
+            .await
+            .map(|s| s.trim().to_string())
+    }
+
+    /// Whether `name` is a valid branch name.
+    pub async fn valid_branch(&self, name: &str) -> bool {
+        self.git(
+            &["check-ref-format", "--branch", name],
+            &[],
+            "check-ref-format",
+        )
+        .await
+        .is_ok()
+    }
+
+    /// The auth header env for origin, when it is an https remote and a token is set.
+    async fn auth_env(&self) -> Vec<(&'static str, String)> {
+        let (Some(token), Ok(url)) = (
+            &self.token,
+            self.git(&["remote", "get-url", "origin"], &[], "remote")
+                .await,
+        ) else {
+            return Vec::new();
+        };
+        auth_config(url.trim(), token)
+    }
+
+    async fn git(
+        &self,
+        args: &[&str],
+        env: &[(&str, String)],
+        what: &str,
+    ) -> Result<String, GitError> {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.map_err(|e| GitError {
+            what: what.into(),
+            detail: format!("cannot run git: {e}"),
+        })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(GitError {
+                what: what.into(),
+                detail: self.redactor.redact(stderr.trim()).replace('\n', " "),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A file path in the temp dir, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(kind: &str) -> Self {
+        let name = format!("sandcrab-{}.{kind}", uuid::Uuid::new_v4().simple());
+        TempFile(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `GIT_CONFIG_*` variables that set the token as the extra header of `url`'s origin (an
+/// empty value first, so a header actions/checkout persisted is replaced, not doubled).
+pub fn auth_config(url: &str, token: &str) -> Vec<(&'static str, String)> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Vec::new();
+    };
+    if parsed.scheme() != "https" && parsed.scheme() != "http" {
+        return Vec::new();
+    }
+    let origin = parsed.origin().ascii_serialization();
+    let key = format!("http.{origin}/.extraheader");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    vec![
+        ("GIT_CONFIG_COUNT", "2".to_string()),
+        ("GIT_CONFIG_KEY_0", key.clone()),
+        ("GIT_CONFIG_VALUE_0", String::new()),
+        ("GIT_CONFIG_KEY_1", key),
+        (
+            "GIT_CONFIG_VALUE_1",
+            format!("AUTHORIZATION: basic {basic}"),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_remotes_get_the_token_in_env_only() {
+        let env = auth_config("https://github.com/o/r.git", "ghs_secret");
+        assert_eq!(env[0], ("GIT_CONFIG_COUNT", "2".to_string()));
+        assert_eq!(env[1].1, "http.https://github.com/.extraheader");
+        assert_eq!(env[2].1, "");
+        let header = &env[4].1;
+        let b64 = header.strip_prefix("AUTHORIZATION: basic ").unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(decoded, b"x-access-token:ghs_secret");
+        assert!(auth_config("/tmp/origin.git", "t").is_empty());
+        assert!(auth_config("git@github.com:o/r.git", "t").is_empty());
+    }
+}

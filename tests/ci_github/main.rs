@@ -1,0 +1,12 @@
+//! `sandcrab run` as a GitHub Action: the real binary with the environment GitHub sets, real
+//! webhook payloads (tests/fixtures/github-events), the scripted model, the local workspace on
+//! a clone of a bare `origin`, and a fake GitHub API on loopback that records every request.
+//!
+//! `job` is the harness; `gates` covers who and what starts a run (permissions, bots,
+//! triggers, injections, inputs); `publishing` what a run leaves on GitHub and in the job.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod gates;
+mod job;
+mod publishing;
