@@ -262,6 +262,12 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
             BadInput::new(format!("input max-iterations is '{v}': use a whole number"))
         })?;
     }
+    if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
+        args.sandboxes.cloud_api_key = Some(v);
+    }
+    if let Some(v) = fill("cloud_url", "cloud-url") {
+        args.sandboxes.cloud_url = v;
+    }
     if unset(m, "repo_dir") {
         if let Some(dir) = env("GITHUB_WORKSPACE") {
             args.repo_dir = PathBuf::from(dir);

@@ -13,9 +13,11 @@ use crate::llm::LlmConfig;
 pub mod ci;
 mod docker;
 pub mod gitlab;
+mod sandboxes;
 mod serve;
 
 pub use docker::DockerArgs;
+pub use sandboxes::SandboxArgs;
 pub use serve::ServeArgs;
 
 /// Environment variables that hold secrets of the runner: never passed to the agent's shell.
@@ -33,11 +35,15 @@ pub const SECRET_ENV_NAMES: &[&str] = &[
     "INPUT_LLM-API-KEY",
     "INPUT_GITHUB_TOKEN",
     "INPUT_LLM_API_KEY",
+    "INPUT_CLOUD-API-KEY",
+    "INPUT_CLOUD_API_KEY",
     "ACTIONS_RUNTIME_TOKEN",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "CI_JOB_TOKEN",
     "GITLAB_TOKEN",
     "SANDCRAB_GITLAB_TOKEN",
+    "SANDCRAB_CLOUD_API_KEY",
+    "SANDCRAB_RUNTIME_API_KEY",
 ];
 
 /// Where the agent runs.
@@ -49,6 +55,12 @@ pub enum WorkspaceChoice {
     Remote,
     /// A container on a Docker engine (`DOCKER_HOST` honoured), from any local image.
     Docker,
+    /// An OpenHands Cloud sandbox: --cloud-api-key (and --cloud-url).
+    Cloud,
+    /// A runtime from a Runtime API: --runtime-api-url, --runtime-api-key, --runtime-api-image.
+    RuntimeApi,
+    /// An Apptainer container: --apptainer-sif or --apptainer-image.
+    Apptainer,
 }
 
 /// What the CI runner offers (`runner-requirements`): where the agent may run when
@@ -82,6 +94,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub docker: DockerArgs,
+
+    #[command(flatten)]
+    pub sandboxes: SandboxArgs,
 
     /// The repository the agent works on.
     #[arg(long, default_value = ".", env = "SANDCRAB_REPO_DIR")]
@@ -182,6 +197,10 @@ pub struct RunConfig {
     pub workspace: Option<WorkspaceChoice>,
     pub runner_requirements: Option<RunnerRequirements>,
     pub docker: DockerArgs,
+    /// Options of the Cloud, Runtime API and Apptainer workspaces.
+    pub sandboxes: SandboxArgs,
+    /// No model was given and the workspace is Cloud: the account's LLM settings are used.
+    pub llm_from_cloud: bool,
     pub repo_dir: PathBuf,
     /// The agent-server of a remote workspace, and its session key.
     pub server_url: Option<String>,
@@ -208,9 +227,11 @@ impl RunConfig {
     /// Resolves flags and environment into a config, or says what input is wrong.
     pub fn from_args(args: RunArgs) -> Result<Self, BadInput> {
         let prompt = prompt_source(&args)?;
+        let workspace = workspace_choice(&args)?;
         let model = match (args.model.clone().or_else(|| env_nonempty("LLM_MODEL")), args.demo) {
             (Some(model), _) => model,
             (None, true) => crate::demo::MODEL.to_string(),
+            (None, false) if workspace == Some(WorkspaceChoice::Cloud) => String::new(),
             (None, false) => {
                 return Err(BadInput::new(
                     "no model given: pass --model (e.g. anthropic/claude-sonnet-4-5, openai/gpt-4o, scripted:FILE.yaml) or set SANDCRAB_MODEL",
@@ -222,17 +243,6 @@ impl RunConfig {
             .persistence_dir
             .clone()
             .unwrap_or_else(|| args.out.join("conversations"));
-        let workspace = match (args.workspace, args.runner_requirements) {
-            (Some(w), _) => Some(w),
-            (None, None) => Some(WorkspaceChoice::Local),
-            (None, Some(RunnerRequirements::Docker)) => Some(WorkspaceChoice::Docker),
-            (None, Some(RunnerRequirements::None)) => {
-                return Err(BadInput::new(
-                    "runner-requirements none needs a cloud sandbox, which this version of sandcrab does not provide yet; use a runner with Docker (runner-requirements docker)",
-                ))
-            }
-            (None, Some(RunnerRequirements::Auto)) => None,
-        };
         if args.workspace == Some(WorkspaceChoice::Remote) && args.server_url.is_none() {
             return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
         }
@@ -242,10 +252,13 @@ impl RunConfig {
             .iter()
             .chain(session_api_key.iter())
             .cloned()
+            .chain(args.sandboxes.secrets())
             .chain(secret_env_values())
             .collect();
+        check_sandbox_args(workspace, &args.sandboxes)?;
         Ok(RunConfig {
             demo: args.demo,
+            llm_from_cloud: llm.model.is_empty(),
             workspace,
             runner_requirements: args.runner_requirements,
             repo_dir: args.repo_dir,
@@ -264,8 +277,53 @@ impl RunConfig {
             forward_env: forwarded(&args.docker.forward_env),
             docker_host: env_nonempty("DOCKER_HOST"),
             docker: args.docker,
+            sandboxes: args.sandboxes,
         })
     }
+}
+
+/// `--workspace`, or what `--runner-requirements` implies (`None`: decided at run time).
+fn workspace_choice(args: &RunArgs) -> Result<Option<WorkspaceChoice>, BadInput> {
+    Ok(match (args.workspace, args.runner_requirements) {
+        (Some(w), _) => Some(w),
+        (None, None) => Some(WorkspaceChoice::Local),
+        (None, Some(RunnerRequirements::Docker)) => Some(WorkspaceChoice::Docker),
+        (None, Some(RunnerRequirements::None)) if args.sandboxes.cloud_configured() => {
+            Some(WorkspaceChoice::Cloud)
+        }
+        (None, Some(RunnerRequirements::None)) => {
+            return Err(BadInput::new(
+                "runner-requirements none needs a cloud sandbox: set --cloud-api-key (SANDCRAB_CLOUD_API_KEY) and, if not OpenHands' own, --cloud-url; or use a runner with Docker (runner-requirements docker)",
+            ))
+        }
+        (None, Some(RunnerRequirements::Auto)) => None,
+    })
+}
+
+/// The flags each sandbox kind cannot do without.
+fn check_sandbox_args(workspace: Option<WorkspaceChoice>, s: &SandboxArgs) -> Result<(), BadInput> {
+    let missing = match workspace {
+        Some(WorkspaceChoice::Cloud) if !s.cloud_configured() => {
+            "--workspace cloud needs --cloud-api-key (SANDCRAB_CLOUD_API_KEY)"
+        }
+        Some(WorkspaceChoice::RuntimeApi)
+            if s.runtime_api_url.is_none()
+                || s.runtime_api_key.is_none()
+                || s.runtime_api_image.is_none() =>
+        {
+            "--workspace runtime-api needs --runtime-api-url, --runtime-api-key and --runtime-api-image"
+        }
+        Some(WorkspaceChoice::Apptainer)
+            if s.apptainer_sif.is_none() && s.apptainer_image.is_none() =>
+        {
+            "--workspace apptainer needs --apptainer-sif FILE or --apptainer-image IMAGE"
+        }
+        _ if ![1, 2, 4, 8].contains(&s.runtime_api_resource_factor) => {
+            "--runtime-api-resource-factor must be 1, 2, 4 or 8"
+        }
+        _ => return Ok(()),
+    };
+    Err(BadInput::new(missing))
 }
 
 fn prompt_source(args: &RunArgs) -> Result<PromptSource, BadInput> {

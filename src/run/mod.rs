@@ -4,6 +4,7 @@
 
 mod docker;
 mod remote;
+mod sandboxes;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -40,6 +41,10 @@ struct Session {
     conversation: Box<dyn Conversation>,
     _relay: Option<Relay>,
     docker: Option<Arc<DockerWorkspace>>,
+    /// Secrets learnt while opening the workspace (redacted from the outputs too).
+    secrets: Vec<String>,
+    /// The model used, when not the configured one (a Cloud account's).
+    model: Option<String>,
 }
 
 /// Extras a caller (the CI runner) plugs into a run.
@@ -88,6 +93,7 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     let base = git::workspace_base(session.workspace.as_ref()).await?;
     announce(
         &config,
+        session.model.as_deref().unwrap_or(&config.llm.model),
         session.conversation.as_ref(),
         session.workspace.as_ref(),
     );
@@ -147,6 +153,7 @@ fn remove_sandboxes_on_panic() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         crate::workspace::docker::cleanup::remove_all_blocking();
+        crate::workspace::release::release_all_blocking();
         default(info);
     }));
 }
@@ -166,7 +173,7 @@ async fn report_run(
         end,
         session.workspace.as_ref(),
         &patch,
-        &config.llm.model,
+        session.model.as_deref().unwrap_or(&config.llm.model),
     );
     result.timings = Timings {
         llm_ms: (conversation.stats().total_latency() * 1e6).round() / 1e3,
@@ -183,7 +190,7 @@ fn write_outputs(
     result: &RunResult,
     patch: &str,
 ) -> Result<report::Outputs> {
-    let redactor = Redactor::new(config.secrets.iter().cloned());
+    let redactor = Redactor::new(config.secrets.iter().chain(&session.secrets).cloned());
     let events = session.conversation.events();
     let tasks = task_list(events);
     report::write_outputs(
@@ -204,6 +211,8 @@ async fn open(config: &RunConfig, repo_dir: &Path) -> Result<Session> {
         conversation,
         _relay: None,
         docker: None,
+        secrets: Vec::new(),
+        model: None,
     };
     match choose_workspace(config).await? {
         WorkspaceChoice::Local => {
@@ -220,12 +229,28 @@ async fn open(config: &RunConfig, repo_dir: &Path) -> Result<Session> {
                 conversation: d.conversation,
                 _relay: d.relay,
                 docker: Some(d.workspace),
+                secrets: Vec::new(),
+                model: None,
+            })
+        }
+        kind @ (WorkspaceChoice::Cloud
+        | WorkspaceChoice::RuntimeApi
+        | WorkspaceChoice::Apptainer) => {
+            let s = sandboxes::open(config, repo_dir, kind).await?;
+            Ok(Session {
+                workspace: s.workspace,
+                conversation: s.conversation,
+                _relay: s.relay,
+                docker: None,
+                secrets: s.secrets,
+                model: s.model,
             })
         }
     }
 }
 
-/// `--workspace`, or what `--runner-requirements auto` finds: Docker when an engine answers.
+/// `--workspace`, or what `--runner-requirements auto` finds: Docker when an engine answers,
+/// else a Cloud sandbox when one is configured.
 async fn choose_workspace(config: &RunConfig) -> Result<WorkspaceChoice> {
     if let Some(choice) = config.workspace {
         return Ok(choice);
@@ -233,8 +258,12 @@ async fn choose_workspace(config: &RunConfig) -> Result<WorkspaceChoice> {
     if docker_engine_answers().await {
         return Ok(WorkspaceChoice::Docker);
     }
+    if config.sandboxes.cloud_configured() {
+        eprintln!("sandcrab: no Docker engine answers; using an OpenHands Cloud sandbox");
+        return Ok(WorkspaceChoice::Cloud);
+    }
     Err(BadInput::new(
-        "runner-requirements auto: no Docker engine answers (check DOCKER_HOST or the socket) and no cloud sandbox is configured; use a runner with Docker",
+        "runner-requirements auto: no Docker engine answers (check DOCKER_HOST or the socket) and no cloud sandbox is configured; set --cloud-api-key or use a runner with Docker",
     )
     .into())
 }
@@ -364,6 +393,7 @@ fn watch_signals(pause: Arc<std::sync::atomic::AtomicBool>) {
             if round > 0 {
                 eprintln!("sandcrab: interrupted again; removing sandboxes and exiting now");
                 crate::workspace::docker::cleanup::remove_all_blocking();
+                crate::workspace::release::release_all_blocking();
                 std::process::exit(ExitCode::Interrupted as i32);
             }
             eprintln!("sandcrab: interrupted; stopping after the current step (again to exit now)");
@@ -439,7 +469,12 @@ fn task_list(events: &[Event]) -> Option<serde_json::Value> {
     last_observation(events, "task_tracker").map(|o| o["task_list"].clone())
 }
 
-fn announce(config: &RunConfig, conversation: &dyn Conversation, workspace: &dyn Workspace) {
+fn announce(
+    config: &RunConfig,
+    model: &str,
+    conversation: &dyn Conversation,
+    workspace: &dyn Workspace,
+) {
     let verb = if conversation.resumed() {
         "resuming"
     } else {
@@ -450,7 +485,7 @@ fn announce(config: &RunConfig, conversation: &dyn Conversation, workspace: &dyn
         conversation.id(),
         workspace.kind().as_str(),
         workspace.working_dir(),
-        config.llm.model,
+        model,
         config.max_iterations
     );
 }

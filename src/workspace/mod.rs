@@ -3,10 +3,17 @@
 //!
 //! The shapes (`CommandResult`, `FileOperationResult`, `GitChange`, `GitDiff`) are OpenHands'.
 
+pub mod apptainer;
+pub mod cloud;
+pub mod control_api;
+mod delegate;
 pub mod docker;
 pub mod git;
 pub mod local;
+pub mod release;
 pub mod remote;
+pub mod repo_upload;
+pub mod runtime_api;
 pub mod server_api;
 
 use std::path::Path;
@@ -16,10 +23,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use apptainer::{ApptainerOptions, ApptainerWorkspace, SifSource};
+pub use cloud::{CloudOptions, CloudWorkspace};
 pub use docker::{DockerOptions, DockerWorkspace};
 pub use git::{GitChange, GitChangeStatus, GitDiff};
 pub use local::LocalWorkspace;
 pub use remote::RemoteWorkspace;
+pub use runtime_api::{RuntimeApiOptions, RuntimeApiWorkspace};
 
 /// The kinds of workspace, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,9 +2,13 @@
 //! on loopback that answers from a script and records every request.
 #![allow(dead_code)]
 
+pub mod apptainer_standin;
 pub mod dind;
 pub mod docker;
+pub mod fake_cloud;
 pub mod fake_github;
+pub mod fake_runtime_api;
+pub mod sandbox_proc;
 pub mod server;
 
 use std::net::SocketAddr;
