@@ -113,9 +113,11 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     }
     let setup_ms = ms_since(started);
     let run_started = Instant::now();
-    let end = session.conversation.run().await?;
+    let end = run_to_end(session.conversation.as_mut()).await;
     let run_ms = ms_since(run_started);
-    session.conversation.close().await?;
+    if let Err(e) = session.conversation.close().await {
+        eprintln!("sandcrab: warning: closing the conversation: {e:#}");
+    }
     let (mut result, patch) = report_run(&config, &session, &end, base.as_deref()).await?;
     result.timings.setup_ms = setup_ms;
     result.timings.run_ms = run_ms;
@@ -146,6 +148,15 @@ fn stop_after(limit: Duration, pause: Arc<std::sync::atomic::AtomicBool>) {
         );
         pause.store(true, Ordering::SeqCst);
     });
+}
+
+/// The run's end; a conversation that fails for good (its agent-server died or vanished, the
+/// event store cannot be written) becomes an `Error` end, so the outputs are still written.
+async fn run_to_end(conversation: &mut dyn Conversation) -> RunEnd {
+    match conversation.run().await {
+        Ok(end) => end,
+        Err(e) => RunEnd::Error(format!("{e:#}")),
+    }
 }
 
 /// A panic anywhere still removes the sandboxes this process started.

@@ -288,14 +288,39 @@ pub async fn workspace_base(ws: &dyn Workspace) -> Result<Option<String>, Worksp
 /// repository's own index as it was; it is copied with its mtime (`cp -p`), or git's
 /// racy-clean check would miss a same-size edit made in the second the index was written.
 /// Runs through `Workspace::execute`.
+///
+/// Command output reaches us as text, so bytes that are not UTF-8 (a latin-1 file's diff)
+/// arrive replaced by U+FFFD and the patch would no longer apply. When the text holds U+FFFD,
+/// the patch is made again with every file as a git binary patch (base85, plain ASCII), which
+/// applies byte for byte.
 pub async fn workspace_patch(ws: &dyn Workspace, base: &str) -> Result<String, WorkspaceError> {
     if !base.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(WorkspaceError::Git(format!("'{base}' is not a commit id")));
     }
+    let patch = patch_with(ws, base, false).await?;
+    if !patch.contains('\u{FFFD}') {
+        return Ok(patch);
+    }
+    patch_with(ws, base, true).await
+}
+
+/// Runs the patch script; `all_binary` marks every path `binary` through a scratch
+/// `core.attributesFile`.
+async fn patch_with(
+    ws: &dyn Workspace,
+    base: &str,
+    all_binary: bool,
+) -> Result<String, WorkspaceError> {
+    let attrs = if all_binary {
+        "attrs=$(mktemp \"${TMPDIR:-/tmp}/sandcrab-attrs.XXXXXX\"); echo '* binary' > \"$attrs\"; \
+         set -- -c core.attributesFile=\"$attrs\"; "
+    } else {
+        "attrs=; set --; "
+    };
     let script = format!(
-        "set -e; idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
-         trap 'rm -f \"$tmp\"' EXIT; if [ -f \"$idx\" ]; then cp -p \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
-         GIT_INDEX_FILE=\"$tmp\" git add -A -- .; GIT_INDEX_FILE=\"$tmp\" git diff --cached --binary --no-color {base} -- ."
+        "set -e; {attrs}idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
+         trap 'rm -f \"$tmp\" $attrs' EXIT; if [ -f \"$idx\" ]; then cp -p \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
+         GIT_INDEX_FILE=\"$tmp\" git add -A -- .; GIT_INDEX_FILE=\"$tmp\" git \"$@\" diff --cached --binary --no-color {base} -- ."
     );
     let out = ws
         .execute(ExecRequest::new(script).timeout(std::time::Duration::from_secs(300)))

@@ -68,6 +68,7 @@ pub fn unpack_at(archive: &[u8], dest: &Path) -> io::Result<u64> {
             )));
         }
         let rest = parts.as_path();
+        through_no_link(dest, rest, &name)?;
         let target = if rest.as_os_str().is_empty() {
             dest.to_path_buf()
         } else {
@@ -82,6 +83,23 @@ pub fn unpack_at(archive: &[u8], dest: &Path) -> io::Result<u64> {
         entry.unpack(&target)?;
     }
     Ok(total)
+}
+
+/// Refuses an entry whose parent folders under `dest` include a symlink (one an earlier entry
+/// of the same archive may have made): writing through it could land outside `dest`.
+fn through_no_link(dest: &Path, rest: &Path, name: &Path) -> io::Result<()> {
+    let mut at = dest.to_path_buf();
+    for part in rest.parent().into_iter().flat_map(Path::components) {
+        at.push(part);
+        let is_link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link {
+            return Err(io::Error::other(format!(
+                "unsafe path in archive: {name:?} goes through the link {}",
+                at.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `/a/b` as the archive name `a/b`.
