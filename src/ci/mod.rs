@@ -1,9 +1,10 @@
 //! The CI runner: `sandcrab run` on GitHub Actions (decide → progress comment → run →
-//! publish → final comment → outputs and artifacts), and the plain run elsewhere.
+//! publish → final comment → outputs and artifacts), in GitLab CI (merge request note → run →
+//! final note → outputs and `sandcrab.env`), and the plain run elsewhere.
 //!
 //! `feedback` (the forge comment as a trait) and `render` (its Markdown) are shared by the
 //! platforms; `github/` is GitHub's side; `artifacts` is the Actions artifact client;
-//! `gitlab/` is GitLab's notes client and job context; `retry` the HTTP retry policy both use.
+//! `gitlab/` is GitLab's side (notes client, job context, flow); `retry` the HTTP retry policy both use.
 
 pub mod artifacts;
 pub mod feedback;
@@ -20,12 +21,9 @@ use crate::error::ExitCode;
 
 /// Runs `sandcrab run` for the platform the job is on.
 pub async fn run(args: RunArgs, ci: CiConfig) -> Result<ExitCode> {
-    match (ci.platform, ci.github) {
-        (Platform::Github, Some(github)) => github::run(args, ci.settings, github).await,
-        (Platform::Gitlab, _) => {
-            eprintln!("sandcrab: GitLab CI detected; merge-request notes are not wired yet, so this is a plain run (results in the output folder)");
-            crate::run::run(RunConfig::from_args(args)?).await
-        }
+    match (ci.platform, ci.github, ci.gitlab) {
+        (Platform::Github, Some(github), _) => github::run(args, ci.settings, github).await,
+        (Platform::Gitlab, _, Some(job)) => gitlab::flow::run(args, ci.settings, job).await,
         _ => crate::run::run(RunConfig::from_args(args)?).await,
     }
 }

@@ -141,6 +141,8 @@ pub struct CiConfig {
     pub platform: Platform,
     pub settings: CiSettings,
     pub github: Option<GithubEnv>,
+    /// The GitLab CI job, when the platform is GitLab.
+    pub gitlab: Option<super::gitlab::GitlabJob>,
 }
 
 impl CiConfig {
@@ -160,12 +162,28 @@ impl CiConfig {
         let github = (platform == Platform::Github)
             .then(|| github_env(&args.ci))
             .transpose()?;
+        let gitlab = match platform {
+            Platform::Gitlab => Some(gitlab_job(args, matches)?),
+            _ => None,
+        };
         Ok(CiConfig {
             platform,
             settings,
             github,
+            gitlab,
         })
     }
+}
+
+/// The GitLab job from the `CI_*` variables, with its defaults applied to unset run flags.
+fn gitlab_job(
+    args: &mut RunArgs,
+    matches: &ArgMatches,
+) -> Result<super::gitlab::GitlabJob, BadInput> {
+    let job = super::gitlab::gitlab_job(|name| std::env::var(name).ok())?;
+    let (out_given, repo_given) = (!unset(matches, "out"), !unset(matches, "repo_dir"));
+    super::gitlab::apply_job_defaults(args, &job, out_given, repo_given);
+    Ok(job)
 }
 
 fn detect_platform() -> Platform {

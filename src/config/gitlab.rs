@@ -1,11 +1,58 @@
 //! GitLab CI settings from the job's predefined variables (`CI_*`) and the notes token. The
 //! functions take a lookup (`std::env::var` in the binary, a map in tests) and return plain
-//! values: the [`GitlabContext`] and the token.
+//! values: the [`GitlabContext`], the token, and the [`GitlabJob`] that `sandcrab run` takes.
 
 use std::path::PathBuf;
 
 use crate::ci::gitlab::{GitlabContext, MergeRequest, PipelineSource};
+use crate::config::RunArgs;
 use crate::error::BadInput;
+
+/// The output folder's name under `CI_PROJECT_DIR` (where `artifacts: paths:` collects it).
+pub const OUT_DIR_NAME: &str = "sandcrab-out";
+
+/// What `sandcrab run` needs from a GitLab CI job.
+#[derive(Debug, Clone)]
+pub struct GitlabJob {
+    pub context: GitlabContext,
+    /// The notes token (see [`gitlab_token`]); `None`: the run goes on without notes.
+    pub token: Option<String>,
+    /// `CI_MERGE_REQUEST_TITLE`: text written by a GitLab user, untrusted; only ever quoted
+    /// as data in the agent's prompt.
+    pub merge_request_title: Option<String>,
+}
+
+/// The job, for `sandcrab run --ci-platform gitlab` (or `GITLAB_CI=true`): the context as if
+/// `GITLAB_CI` were `true` (the platform was chosen already), the token and the MR's title.
+pub fn gitlab_job(var: impl Fn(&str) -> Option<String>) -> Result<GitlabJob, BadInput> {
+    let on_gitlab = |name: &str| match name {
+        "GITLAB_CI" => Some("true".to_string()),
+        other => var(other),
+    };
+    let context = gitlab_context(on_gitlab)?.expect("GITLAB_CI is set above");
+    let merge_request_title = context
+        .merge_request
+        .as_ref()
+        .and_then(|_| var("CI_MERGE_REQUEST_TITLE"))
+        .filter(|t| !t.trim().is_empty());
+    Ok(GitlabJob {
+        context,
+        token: gitlab_token(&var),
+        merge_request_title,
+    })
+}
+
+/// The GitLab defaults of a run: the checkout is `CI_PROJECT_DIR` and the outputs go to
+/// `CI_PROJECT_DIR/sandcrab-out`, unless `--repo-dir` / `--out` (or their variables) say
+/// otherwise (`*_given`).
+pub fn apply_job_defaults(args: &mut RunArgs, job: &GitlabJob, out_given: bool, repo_given: bool) {
+    if !out_given {
+        args.out = job.context.out_dir(OUT_DIR_NAME);
+    }
+    if !repo_given {
+        args.repo_dir = job.context.project_dir.clone();
+    }
+}
 
 /// Where the notes token is read, first found wins: a project access token with the `api`
 /// scope, stored as a masked CI/CD variable.
@@ -159,6 +206,21 @@ mod tests {
         bad_iid.push(("CI_MERGE_REQUEST_IID", "seven"));
         let e = gitlab_context(lookup(&bad_iid)).unwrap_err();
         assert!(e.to_string().contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn a_job_reads_the_token_and_the_title_only_of_a_merge_request() {
+        let mut vars = MR_JOB.to_vec();
+        vars.retain(|(k, _)| *k != "GITLAB_CI");
+        vars.push(("CI_MERGE_REQUEST_TITLE", "Fix sub"));
+        vars.push(("SANDCRAB_GITLAB_TOKEN", "glpat-z"));
+        let job = gitlab_job(lookup(&vars)).unwrap();
+        assert_eq!(job.token.as_deref(), Some("glpat-z"));
+        assert_eq!(job.merge_request_title.as_deref(), Some("Fix sub"));
+        vars.retain(|(k, _)| *k != "CI_MERGE_REQUEST_IID");
+        let job = gitlab_job(lookup(&vars)).unwrap();
+        assert_eq!(job.merge_request_title, None);
+        assert!(gitlab_job(lookup(&[])).is_err());
     }
 
     #[test]
