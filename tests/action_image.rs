@@ -4,11 +4,13 @@
 //! variables GitHub sets and the inputs as `INPUT_<NAME>` with hyphens kept. The agent runs in
 //! a sibling sandbox container started through the socket.
 //!
-//! Today the binary runs the platform-independent path (the `SANDCRAB_*` variables below
-//! stand in for the inputs): the run finishes, the patch lands in the output folder under
-//! /github/workspace, and no sandbox container or network is left. The GitHub flow (comment,
-//! branch, pull request, GITHUB_OUTPUT, step summary, artifact upload) is asserted once the CI
-//! core reads the inputs; see `github_flow_assertions_to_add`.
+//! On the host network (as a job whose fakes listen on the host's loopback) the whole GitHub
+//! flow runs against a recording fake GitHub: the sender's permission is checked, one comment
+//! is created and edited into the report, the `sandcrab/…` branch is pushed to the checkout's
+//! origin, a draft pull request is opened, and GITHUB_OUTPUT and the step summary are written.
+//! On the default bridge network (the runner's default) the same image runs the
+//! platform-independent path (`SANDCRAB_CI_PLATFORM=none`), which proves the sibling sandbox
+//! is reached from a bridged action container; its patch lands under /github/workspace.
 
 mod common;
 
@@ -16,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::docker::{docker, engine_or_skip, git_image, labelled_networks, static_binary};
-use common::{git_repo, result_json};
+use common::fake_github::{Config, FakeGithub};
+use common::{git, git_repo, result_json};
 
 const EVENT: &str = include_str!("fixtures/github-events/issues.labeled.payload.json");
 const GITHUB_TOKEN: &str = "ghs_fake_token_for_the_test";
@@ -109,6 +112,24 @@ impl RunnerDirs {
         ]
     }
 
+    /// A bare clone of the checkout in home, as the checkout's `origin` (the container's path).
+    fn add_origin(&self) {
+        let bare = self.origin();
+        let workspace = self.workspace.path().to_str().unwrap();
+        git(
+            self.home.path(),
+            &["clone", "-q", "--bare", workspace, bare.to_str().unwrap()],
+        );
+        git(
+            self.workspace.path(),
+            &["remote", "add", "origin", "/github/home/origin.git"],
+        );
+    }
+
+    fn origin(&self) -> PathBuf {
+        self.home.path().join("origin.git")
+    }
+
     fn out(&self) -> PathBuf {
         self.workspace.path().join("sandcrab-out")
     }
@@ -148,6 +169,7 @@ fn inputs(sandbox_image: &str) -> Vec<(String, String)> {
             "Fix the sub operation of calc.sh; sh test.sh must pass.",
         ),
         ("mode", "resolve"),
+        ("label", "bug"),
         ("workspace", "docker"),
         ("image", sandbox_image),
         ("model", "scripted:/github/home/model.yaml"),
@@ -161,9 +183,10 @@ fn inputs(sandbox_image: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Until the CI core reads the inputs, the same settings in the variables the binary reads.
+/// The plain run (no GitHub flow): the same settings in the variables the binary reads.
 fn platform_independent_env(sandbox_image: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("SANDCRAB_CI_PLATFORM", "none".into()),
         (
             "SANDCRAB_PROMPT",
             "Fix the sub operation of calc.sh; sh test.sh must pass.".into(),
@@ -205,8 +228,9 @@ fn labelled_containers(label: &str) -> Vec<String> {
     out.lines().map(String::from).collect()
 }
 
-/// Runs the task through the action's image on `network`; checks the patch and the cleanup.
-fn run_the_task(network: Option<&str>, test: &str) {
+/// Runs the task through the action's image on `network` (with `github` the GitHub flow
+/// against the fake, else the plain run); checks the patch and the cleanup.
+fn run_the_task(network: Option<&str>, test: &str, github: Option<&FakeGithub>) -> RunnerDirs {
     let image = ActionImage::build(test);
     let dirs = RunnerDirs::new();
     let sandbox_label = format!(
@@ -215,25 +239,31 @@ fn run_the_task(network: Option<&str>, test: &str) {
     );
     let mut env: Vec<(String, String)> = github_env()
         .into_iter()
-        .chain(platform_independent_env(git_image()))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    match github {
+        Some(fake) => {
+            dirs.add_origin();
+            env.retain(|(k, _)| k != "GITHUB_API_URL");
+            env.push(("GITHUB_API_URL".into(), fake.url()));
+        }
+        None => env.extend(
+            platform_independent_env(git_image())
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        ),
+    }
     env.extend(inputs(git_image()));
     let args = ["--label", sandbox_label.as_str()];
     let r = run_like_github(&image.tag, network, &dirs, &env, &args);
 
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let patch = std::fs::read_to_string(dirs.out().join("changes.patch"))
-        .expect("the patch is under /github/workspace");
+        .unwrap_or_else(|e| panic!("no patch under /github/workspace ({e}): {}", r.stderr));
     assert!(patch.contains("+  sub) echo $((a - b)) ;;"), "{patch}");
     let result = result_json(&dirs.out());
     assert_eq!(result["status"], "finished", "{result}");
     assert_eq!(result["workspace"]["kind"], "docker", "a sibling sandbox");
-    assert_eq!(
-        r.stdout.trim(),
-        "sandcrab-out/result.json",
-        "relative to the workdir"
-    );
     assert!(
         labelled_containers(&sandbox_label).is_empty(),
         "the sandbox is removed"
@@ -243,7 +273,7 @@ fn run_the_task(network: Option<&str>, test: &str) {
         "its network is removed"
     );
     secrets_stay_in_the_action_container(&dirs);
-    github_flow_assertions_to_add(&dirs);
+    dirs
 }
 
 /// The agent ran `env` in the sandbox: its output is in the trajectory, without the inputs'
@@ -273,39 +303,70 @@ fn secrets_stay_in_the_action_container(dirs: &RunnerDirs) {
 }
 
 /// The runner's default: the action container on the default bridge; sandcrab joins the
-/// sandbox's internal network from there.
+/// sandbox's internal network from there (the plain run: a fake GitHub on the host's loopback
+/// is not reachable from a bridged container).
 #[test]
 fn the_action_image_runs_a_task_in_a_sibling_sandbox_like_githubs_runner() {
     if engine_or_skip() {
-        run_the_task(None, "bridge");
+        run_the_task(None, "bridge", None);
     }
 }
 
-/// `--network host`, as the GitHub-flow test needs (fakes on the host's loopback): the action
-/// container reaches the sandbox as the host does, without joining its network.
+/// `--network host` with a fake GitHub on the host's loopback: the whole GitHub flow from the
+/// real `issues.labeled` payload, as the runner runs the action.
 #[test]
-fn the_action_image_runs_on_the_host_network() {
-    if engine_or_skip() {
-        run_the_task(Some("host"), "host");
+fn the_action_image_runs_the_github_flow_on_the_host_network() {
+    if !engine_or_skip() {
+        return;
     }
-}
-
-/// What this test asserts once the CI core (events, comments, branch/PR, GITHUB_OUTPUT,
-/// artifacts) is wired into `sandcrab run`. It then starts a fake GitHub API and the fake
-/// artifact service (tests/fakes/artifact_service.rs) on the host's loopback, runs the action
-/// container with `--network host` (see the test above; 127.0.0.1 in a bridged container is not the host's),
-/// passes `GITHUB_API_URL`, `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_RESULTS_URL` pointing at them,
-/// drops the `SANDCRAB_*` stand-ins, and checks:
-/// - the progress comment is created on issue 1 and updated with the final report;
-/// - the branch `sandcrab/...` is pushed (to a bare repository given as the remote) and a draft
-///   pull request opened against `main`;
-/// - GITHUB_OUTPUT holds conclusion=finished, branch, pr-url, comment-url, cost, result-file;
-/// - the step summary holds the report;
-/// - the artifact is uploaded and finalized with the sha256 of the zip received;
-/// - the token appears in no request body (but the `Authorization` headers) and no output.
-fn github_flow_assertions_to_add(dirs: &RunnerDirs) {
-    let output =
+    let fake = FakeGithub::start(Config {
+        permissions: [("Codertocat".to_string(), "admin".to_string())].into(),
+        ..Config::default()
+    });
+    let dirs = run_the_task(Some("host"), "host", Some(&fake));
+    let repo = "/repos/Codertocat/Hello-World";
+    assert_eq!(
+        fake.matching("GET", "/collaborators/Codertocat/permission")
+            .len(),
+        1,
+        "the sender's permission is checked"
+    );
+    let created = fake.matching("POST", &format!("{repo}/issues/1/comments"));
+    assert_eq!(created.len(), 1, "one progress comment on issue 1");
+    assert!(
+        !fake.matching("PATCH", "").is_empty(),
+        "the comment is edited in place"
+    );
+    let pulls = fake.matching("POST", "/pulls");
+    assert_eq!(pulls.len(), 1, "one pull request");
+    let pr = pulls[0].body.to_string();
+    assert!(
+        pr.contains("\"draft\":true") && pr.contains("Fixes #1"),
+        "{pr}"
+    );
+    let branches = git(&dirs.origin(), &["branch", "--list", "sandcrab/*"]);
+    assert!(
+        branches.contains("sandcrab/1-"),
+        "branch pushed: {branches}"
+    );
+    let outputs =
         std::fs::read_to_string(dirs.file_commands.path().join("set_output_b1e1")).unwrap();
-    let token_leaked = output.contains(GITHUB_TOKEN);
-    assert!(!token_leaked, "{output}");
+    for name in [
+        "conclusion",
+        "branch",
+        "pr-url",
+        "comment-url",
+        "result-file",
+    ] {
+        assert!(outputs.contains(name), "{name} in GITHUB_OUTPUT: {outputs}");
+    }
+    let summary =
+        std::fs::read_to_string(dirs.file_commands.path().join("step_summary_b1e1")).unwrap();
+    assert!(summary.contains("calc.sh"), "{summary}");
+    for request in fake.requests() {
+        let body = request.raw;
+        for secret in [GITHUB_TOKEN, LLM_KEY] {
+            assert!(!body.contains(secret), "{secret} sent to GitHub: {body}");
+        }
+    }
 }

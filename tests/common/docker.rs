@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use sandcrab::workspace::DockerOptions;
 
 pub const BUSYBOX_IMAGE: &str = "sandcrab-test-busybox:1";
-pub const GIT_IMAGE: &str = "sandcrab-test-git:1";
+pub const GIT_IMAGE: &str = "sandcrab-test-git:2";
 pub const TEST_LABEL: &str = "sandcrab.test";
 
 pub fn docker(args: &[&str]) -> Result<String, String> {
@@ -129,6 +129,10 @@ pub fn git_image() -> &'static str {
         busybox_rootfs(&root);
         for program in ["/usr/bin/git", "/bin/bash"] {
             copy_with_libs(program, &root);
+        }
+        // git's server-side programs, which a push to a local path runs (the action image pushes).
+        for link in ["git-receive-pack", "git-upload-pack", "git-upload-archive"] {
+            std::os::unix::fs::symlink("git", root.join("usr/bin").join(link)).unwrap();
         }
         let tar = dir.path().join("rootfs.tar");
         let status = Command::new("tar")
