@@ -130,7 +130,7 @@ async fn agent_spec(
 }
 
 /// The script to copy in: the given file, or the demo's embedded one written to a temp file.
-fn script_file(config: &RunConfig, path: &str) -> Result<PathBuf> {
+pub(super) fn script_file(config: &RunConfig, path: &str) -> Result<PathBuf> {
     if config.demo && config.llm.model == demo::MODEL {
         let tmp =
             std::env::temp_dir().join(format!("sandcrab-demo-script-{}.yaml", std::process::id()));

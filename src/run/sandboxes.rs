@@ -12,7 +12,7 @@
 //!
 //! A scripted model's file is uploaded into the sandbox.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use crate::config::{RunConfig, WorkspaceChoice};
 use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
 use crate::conversation::Conversation;
-use crate::demo;
 use crate::error::BadInput;
 use crate::llm::relay::{self, Relay, RelayConfig, RelayProvider};
 use crate::llm::{endpoint, Endpoint};
@@ -291,7 +290,7 @@ async fn scripted_spec(
     else {
         return Ok(None);
     };
-    let local = script_file(config, &path)?;
+    let local = super::docker::script_file(config, &path)?;
     let at = format!(
         "/tmp/.sandcrab-script-{}.yaml",
         uuid::Uuid::new_v4().simple()
@@ -303,16 +302,6 @@ async fn scripted_spec(
         copied.error.unwrap_or_default()
     );
     Ok(Some(RemoteAgentSpec::new(format!("scripted:{at}"))))
-}
-
-fn script_file(config: &RunConfig, path: &str) -> Result<PathBuf> {
-    if config.demo && config.llm.model == demo::MODEL {
-        let tmp =
-            std::env::temp_dir().join(format!("sandcrab-demo-script-{}.yaml", std::process::id()));
-        std::fs::write(&tmp, demo::SCRIPT)?;
-        return Ok(tmp);
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// Gives the conversation the account's secrets as `LookupSecret` references (`POST

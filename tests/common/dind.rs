@@ -96,17 +96,9 @@ impl Dind {
 
     /// `docker -H <this engine> args...`.
     pub fn docker(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker")
-            .arg("-H")
-            .arg(&self.host)
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        let mut all = vec!["-H", self.host.as_str()];
+        all.extend_from_slice(args);
+        super::docker::docker(&all)
     }
 
     /// Copies an image of the host's engine into this one (`docker save | docker load`).
