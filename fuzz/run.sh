@@ -7,8 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-${SANDCRAB_FUZZ_SECONDS:-60}}
-targets=(script_yaml file_editor_args server_bodies)
-# webhook_event: engineer A's GitHub event parser (src/ci/) gets a target here when it lands.
+targets=(script_yaml file_editor_args server_bodies webhook_event)
 export RUSTC_BOOTSTRAP=1
 for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"
