@@ -107,19 +107,8 @@ async fn agent_spec(
             anthropic,
             base_url,
         } => {
-            let provider = if anthropic {
-                RelayProvider::Anthropic
-            } else {
-                RelayProvider::OpenAi
-            };
             let bind = (workspace.gateway_ip().await?, 0).into();
-            let relay = relay::start(RelayConfig::new(
-                base_url,
-                config.llm.api_key.clone(),
-                provider,
-                bind,
-            ))
-            .await?;
+            let relay = start_relay(config, anthropic, base_url, bind).await?;
             let seen_at = workspace.sandbox_address_of(relay.address()).await?;
             let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
             spec.base_url = Some(relay.base_url_via(seen_at));
@@ -127,6 +116,27 @@ async fn agent_spec(
             Ok((spec, Some(relay)))
         }
     }
+}
+
+/// A relay on `bind` to the configured provider, adding the configured key.
+pub(super) async fn start_relay(
+    config: &RunConfig,
+    anthropic: bool,
+    base_url: String,
+    bind: std::net::SocketAddr,
+) -> Result<Relay> {
+    let provider = if anthropic {
+        RelayProvider::Anthropic
+    } else {
+        RelayProvider::OpenAi
+    };
+    relay::start(RelayConfig::new(
+        base_url,
+        config.llm.api_key.clone(),
+        provider,
+        bind,
+    ))
+    .await
 }
 
 /// The script to copy in: the given file, or the demo's embedded one written to a temp file.

@@ -23,7 +23,7 @@ use crate::config::{RunConfig, WorkspaceChoice};
 use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
 use crate::conversation::Conversation;
 use crate::error::BadInput;
-use crate::llm::relay::{self, Relay, RelayConfig, RelayProvider};
+use crate::llm::relay::Relay;
 use crate::llm::{endpoint, Endpoint};
 use crate::workspace::{
     ApptainerOptions, ApptainerWorkspace, CloudOptions, CloudWorkspace, RemoteWorkspace,
@@ -47,6 +47,18 @@ struct AgentModel {
     relay: Option<Relay>,
     secrets: Vec<String>,
     model: Option<String>,
+}
+
+impl AgentModel {
+    /// A model the sandbox reaches on its own: no relay, no secret learned here.
+    fn plain(spec: RemoteAgentSpec) -> Self {
+        AgentModel {
+            spec,
+            relay: None,
+            secrets: Vec::new(),
+            model: None,
+        }
+    }
 }
 
 pub async fn open(
@@ -220,33 +232,18 @@ async fn account_model(ws: &CloudWorkspace) -> Result<AgentModel> {
 /// The configured model, reached from the sandbox directly (its key in the agent settings).
 async fn direct_model(config: &RunConfig, remote: &RemoteWorkspace) -> Result<AgentModel> {
     if let Some(spec) = scripted_spec(config, remote).await? {
-        return Ok(AgentModel {
-            spec,
-            relay: None,
-            secrets: Vec::new(),
-            model: None,
-        });
+        return Ok(AgentModel::plain(spec));
     }
     let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
     spec.base_url = config.llm.base_url.clone();
     spec.api_key = config.llm.api_key.clone();
-    Ok(AgentModel {
-        spec,
-        relay: None,
-        secrets: Vec::new(),
-        model: None,
-    })
+    Ok(AgentModel::plain(spec))
 }
 
 /// The configured model through a relay on this host's loopback (the key stays here).
 async fn relayed_model(config: &RunConfig, remote: &RemoteWorkspace) -> Result<AgentModel> {
     if let Some(spec) = scripted_spec(config, remote).await? {
-        return Ok(AgentModel {
-            spec,
-            relay: None,
-            secrets: Vec::new(),
-            model: None,
-        });
+        return Ok(AgentModel::plain(spec));
     }
     let Endpoint::Http {
         anthropic,
@@ -255,19 +252,8 @@ async fn relayed_model(config: &RunConfig, remote: &RemoteWorkspace) -> Result<A
     else {
         unreachable!("scripted models are handled above");
     };
-    let provider = if anthropic {
-        RelayProvider::Anthropic
-    } else {
-        RelayProvider::OpenAi
-    };
     let bind = ([127, 0, 0, 1], 0).into();
-    let relay = relay::start(RelayConfig::new(
-        base_url,
-        config.llm.api_key.clone(),
-        provider,
-        bind,
-    ))
-    .await?;
+    let relay = super::docker::start_relay(config, anthropic, base_url, bind).await?;
     let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
     spec.base_url = Some(relay.base_url());
     spec.api_key = Some(relay.token().to_string());
