@@ -1,8 +1,11 @@
 //! The static build (x86_64-unknown-linux-musl) runs as the agent-server in a bare
 //! `FROM scratch` image: no libc, no shell, no Python, nothing but the binary.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
+
+use common::docker::static_binary;
 use std::time::{Duration, Instant};
 
 fn docker(args: &[&str]) -> String {
@@ -23,31 +26,6 @@ fn docker_available() -> bool {
         .arg("info")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// Builds the static binary (cached by cargo after the first time).
-fn static_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--target",
-            "x86_64-unknown-linux-musl",
-            "--bin",
-            "sandcrab",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "the static build failed (is musl-tools installed? .ci/run installs it)"
-    );
-    let target = std::env::var("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
-    target.join("x86_64-unknown-linux-musl/release/sandcrab")
 }
 
 /// Removes the container and image even when the test fails.
