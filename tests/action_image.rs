@@ -31,13 +31,14 @@ struct ActionImage {
 }
 
 impl ActionImage {
-    /// `docker build -f Dockerfile` with this checkout's static binary as `prebuilt/sandcrab`,
-    /// the busybox test image as the build stage and the git test image as the runtime base.
+    /// `docker build -f Dockerfile` as the release builds it: this checkout's static binary as
+    /// `prebuilt/amd64/sandcrab` with `TARGETARCH=amd64` (what BuildKit sets per platform), the
+    /// busybox test image as the build stage and the git test image as the runtime base.
     fn build(test: &str) -> Self {
         let tag = format!("sandcrab-test-action:wtb-{test}-{}", std::process::id());
         let ctx = tempfile::tempdir().unwrap();
-        std::fs::create_dir(ctx.path().join("prebuilt")).unwrap();
-        std::fs::copy(static_binary(), ctx.path().join("prebuilt/sandcrab")).unwrap();
+        std::fs::create_dir_all(ctx.path().join("prebuilt/amd64")).unwrap();
+        std::fs::copy(static_binary(), ctx.path().join("prebuilt/amd64/sandcrab")).unwrap();
         let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
         let builder = format!("BUILDER_IMAGE={}", common::docker::busybox_image());
         let runtime = format!("RUNTIME_IMAGE={}", git_image());
@@ -50,6 +51,8 @@ impl ActionImage {
             &builder,
             "--build-arg",
             &runtime,
+            "--build-arg",
+            "TARGETARCH=amd64",
             "--label",
             "sandcrab.test=image",
             "-t",
