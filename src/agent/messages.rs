@@ -1,5 +1,7 @@
 //! Turns a conversation's events into the messages the model reads: one assistant message per
-//! model response (its tool calls grouped), one tool message per observation or tool error.
+//! model response (its tool calls grouped, with the reasoning the provider must get back:
+//! Anthropic thinking blocks, the Responses reasoning item), one tool message per observation
+//! or tool error.
 
 use std::collections::HashSet;
 
@@ -89,6 +91,8 @@ fn push_action(out: &mut Vec<ChatMessage>, action: &ActionEvent, last_response: 
         tool_calls: vec![call],
         tool_call_id: None,
         name: None,
+        thinking_blocks: action.thinking_blocks.clone(),
+        reasoning_item: action.responses_reasoning_item.clone(),
     });
 }
 

@@ -13,7 +13,6 @@ use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, Tool, ToolContext};
 use crate::agent::Agent;
 use crate::conversation::event::text_of;
-use crate::llm::metrics::Prices;
 use crate::llm::{build_client_for_workspace, LlmConfig};
 
 /// The fields of OpenHands' `StartConversationRequest` we use; the rest are kept as sent.
@@ -89,10 +88,7 @@ impl StartRequest {
         ctx.env = self.secret_values();
         ctx.env_remove = env_remove.to_vec();
         let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
-        let prices = Prices {
-            input: llm.input_cost_per_token,
-            output: llm.output_cost_per_token,
-        };
+        let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
         Ok(Agent::new(client, tools, prompt, prices))
     }
