@@ -369,3 +369,40 @@ fn gpt5_speaks_the_responses_api_and_passes_reasoning_back() {
         "{cost}"
     );
 }
+
+#[test]
+fn an_agent_server_enforces_the_budget_and_caching_of_a_remote_run() {
+    let llm = openai_steps(50, 120_000, 0);
+    let repo = git_repo(&[("notes.txt", "start\n")]);
+    let server = common::server::Server::start_in(repo.path());
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = sandcrab();
+    cmd.args(["run", "--workspace", "remote", "--server-url", &server.base])
+        .args(["--session-api-key", common::server::KEY])
+        .args([
+            "--model",
+            "openai/gpt-4o",
+            "--llm-base-url",
+            &llm.openai_url(),
+        ])
+        .args(["--llm-api-key", "k", "--llm-num-retries", "0"])
+        .args(["--prompt", "append lines", "--max-budget-usd", "1"])
+        .arg("--sandbox-workdir")
+        .arg(&server.working_dir)
+        .arg("--out")
+        .arg(out.path());
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let requests = llm.recorded();
+    assert_eq!(
+        requests.len(),
+        4,
+        "the server stops after the call that reaches $1"
+    );
+    let result = result_json(out.path());
+    assert_eq!(result["status"], "max_budget");
+    let id = result["conversation_id"].as_str().unwrap();
+    assert!(requests.iter().all(|r| r.body["prompt_cache_key"] == id));
+    let patch = std::fs::read_to_string(out.path().join("changes.patch")).unwrap();
+    assert!(patch.contains("+line-3"), "{patch}");
+}

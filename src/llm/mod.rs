@@ -11,6 +11,7 @@ pub mod relay;
 pub mod responses;
 pub mod retry;
 pub mod scripted;
+pub mod settings;
 pub mod types;
 
 use std::path::Path;

@@ -33,6 +33,9 @@ pub struct StartRequest {
     pub secrets: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, Value>,
+    /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_per_run: Option<f64>,
 }
 
 fn default_max_iterations() -> u32 {
@@ -154,8 +157,7 @@ fn llm_config(llm: &Value) -> Result<LlmConfig, String> {
     }
     config.max_output_tokens = llm["max_output_tokens"].as_u64().map(|n| n as u32);
     config.temperature = llm["temperature"].as_f64().map(|t| t as f32);
-    config.input_cost_per_token = llm["input_cost_per_token"].as_f64();
-    config.output_cost_per_token = llm["output_cost_per_token"].as_f64();
+    crate::llm::settings::apply_openhands(llm, &mut config);
     Ok(config)
 }
 
