@@ -175,12 +175,14 @@ fn openai_steps(steps: usize, prompt_tokens: u64, cached: u64) -> FakeLlm {
 #[test]
 fn openai_requests_carry_the_conversation_id_as_prompt_cache_key() {
     let llm = openai_steps(2, 2000, 1536);
-    let (r, _repo, out) = run_against(&llm, "openai/gpt-4o", &[]);
+    let effort = ["--reasoning-effort", "high"];
+    let (r, _repo, out) = run_against(&llm, "openai/gpt-4o", &effort);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let result = result_json(out.path());
     let id = result["conversation_id"].as_str().unwrap();
     for request in llm.recorded() {
         assert_eq!(request.path, "/v1/chat/completions");
+        assert_eq!(request.body["reasoning_effort"], "high");
         assert_eq!(request.body["prompt_cache_key"], id);
         // gpt-4o does not take a retention (OpenHands' list: gpt-5*, gpt-4.1).
         assert!(request.body.get("prompt_cache_retention").is_none());

@@ -15,8 +15,16 @@ pub fn to_chat_messages(events: &[Event]) -> Vec<ChatMessage> {
     let mut last_response: Option<String> = None;
     for event in events {
         match &event.body {
-            EventBody::SystemPromptEvent { system_prompt, .. } => {
+            EventBody::SystemPromptEvent {
+                system_prompt,
+                dynamic_context,
+                ..
+            } => {
+                // The static prompt first (the cached prefix), volatile context after it.
                 out.push(ChatMessage::system(system_prompt.text.clone()));
+                if let Some(dynamic) = dynamic_context.as_ref().filter(|d| !d.text.is_empty()) {
+                    out.push(ChatMessage::system(dynamic.text.clone()));
+                }
             }
             EventBody::MessageEvent { llm_message, .. } => {
                 let role = if event.source == Source::Agent {
@@ -184,6 +192,22 @@ mod tests {
         assert_eq!(msgs[1].content.as_deref(), Some("first"));
         assert_eq!(msgs[3].content.as_deref(), Some("out2"));
         assert_eq!(msgs[5].content.as_deref(), Some("bad args"));
+    }
+
+    #[test]
+    fn dynamic_context_is_a_second_system_message_after_the_static_prompt() {
+        let system = Event::new(
+            Source::Agent,
+            EventBody::SystemPromptEvent {
+                system_prompt: TextContent::new("static"),
+                tools: vec![],
+                dynamic_context: Some(TextContent::new("today is Monday")),
+            },
+        );
+        let msgs = to_chat_messages(&[system, Event::user_message("task")]);
+        let texts: Vec<&str> = msgs.iter().filter_map(|m| m.content.as_deref()).collect();
+        assert_eq!(texts, ["static", "today is Monday", "task"]);
+        assert_eq!(msgs[1].role, Role::System);
     }
 
     #[test]

@@ -352,6 +352,29 @@ mod tests {
     }
 
     #[test]
+    fn volatile_system_text_follows_the_cached_block_unmarked() {
+        let mut config = LlmConfig::new("anthropic/claude-sonnet-4-5");
+        config.api_key = Some("k".into());
+        let client = AnthropicClient::new(&config, "claude-sonnet-4-5", "http://h").unwrap();
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::system("static"),
+                ChatMessage::system("today is Monday"),
+                ChatMessage::user("task"),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = client.request_body(&request);
+        assert_eq!(
+            body["system"],
+            json!([
+                {"type": "text", "text": "static", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "today is Monday"}
+            ])
+        );
+    }
+
+    #[test]
     fn empty_assistant_turns_are_dropped_and_users_merge() {
         let messages = vec![
             ChatMessage::user("a"),
