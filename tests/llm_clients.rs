@@ -149,6 +149,7 @@ fn request(messages: Vec<ChatMessage>) -> ChatRequest {
     ChatRequest {
         messages,
         tools: vec![terminal_tool()],
+        conversation_id: None,
     }
 }
 
@@ -554,7 +555,9 @@ async fn anthropic_request_has_the_messages_api_shape() {
     let body = &sent.body;
     assert_eq!(body["model"], "claude-sonnet-4-5");
     assert_eq!(body["max_tokens"], 8192);
-    assert_eq!(body["system"], "You fix bugs.");
+    let cached = json!({"type": "ephemeral"});
+    let system = json!([{"type": "text", "text": "You fix bugs.", "cache_control": cached}]);
+    assert_eq!(body["system"], system);
     let tool = json!({"name": "terminal", "description": "Run a shell command",
         "input_schema": terminal_tool().parameters});
     assert_eq!(body["tools"], json!([tool]));
@@ -569,7 +572,7 @@ async fn anthropic_request_has_the_messages_api_shape() {
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_a", "content": "calc.sh"},
             {"type": "tool_result", "tool_use_id": "toolu_b", "content": "echo $((1+1))"},
-            {"type": "text", "text": "Also add a test."}
+            {"type": "text", "text": "Also add a test.", "cache_control": cached}
         ]}
     ]);
     assert_eq!(body["messages"], expected);

@@ -591,6 +591,7 @@ fn hello() -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::user("hi")],
         tools: Vec::new(),
+        conversation_id: None,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Turns a conversation's events into the messages the model reads: one assistant message per
-//! model response (its tool calls grouped), one tool message per observation or tool error.
+//! model response (its tool calls grouped, with the reasoning the provider must get back:
+//! Anthropic thinking blocks, the Responses reasoning item), one tool message per observation
+//! or tool error.
 
 use std::collections::HashSet;
 
@@ -13,8 +15,16 @@ pub fn to_chat_messages(events: &[Event]) -> Vec<ChatMessage> {
     let mut last_response: Option<String> = None;
     for event in events {
         match &event.body {
-            EventBody::SystemPromptEvent { system_prompt, .. } => {
+            EventBody::SystemPromptEvent {
+                system_prompt,
+                dynamic_context,
+                ..
+            } => {
+                // The static prompt first (the cached prefix), volatile context after it.
                 out.push(ChatMessage::system(system_prompt.text.clone()));
+                if let Some(dynamic) = dynamic_context.as_ref().filter(|d| !d.text.is_empty()) {
+                    out.push(ChatMessage::system(dynamic.text.clone()));
+                }
             }
             EventBody::MessageEvent { llm_message, .. } => {
                 let role = if event.source == Source::Agent {
@@ -89,6 +99,8 @@ fn push_action(out: &mut Vec<ChatMessage>, action: &ActionEvent, last_response: 
         tool_calls: vec![call],
         tool_call_id: None,
         name: None,
+        thinking_blocks: action.thinking_blocks.clone(),
+        reasoning_item: action.responses_reasoning_item.clone(),
     });
 }
 
@@ -180,6 +192,22 @@ mod tests {
         assert_eq!(msgs[1].content.as_deref(), Some("first"));
         assert_eq!(msgs[3].content.as_deref(), Some("out2"));
         assert_eq!(msgs[5].content.as_deref(), Some("bad args"));
+    }
+
+    #[test]
+    fn dynamic_context_is_a_second_system_message_after_the_static_prompt() {
+        let system = Event::new(
+            Source::Agent,
+            EventBody::SystemPromptEvent {
+                system_prompt: TextContent::new("static"),
+                tools: vec![],
+                dynamic_context: Some(TextContent::new("today is Monday")),
+            },
+        );
+        let msgs = to_chat_messages(&[system, Event::user_message("task")]);
+        let texts: Vec<&str> = msgs.iter().filter_map(|m| m.content.as_deref()).collect();
+        assert_eq!(texts, ["static", "today is Monday", "task"]);
+        assert_eq!(msgs[1].role, Role::System);
     }
 
     #[test]

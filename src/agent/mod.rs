@@ -16,7 +16,7 @@ use crate::conversation::event::{
     ActionEvent, Event, EventBody, MessageToolCall, Source, TextContent,
 };
 use crate::conversation::log::EventLog;
-use crate::llm::metrics::{Metrics, Prices};
+use crate::llm::metrics::{ConversationStats, Prices};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
 use tools::Tool;
 
@@ -44,6 +44,8 @@ pub struct Agent {
     specs: Vec<ToolSpec>,
     system_prompt: String,
     prices: Prices,
+    /// Sent with every call (OpenAI's `prompt_cache_key`); set by the conversation.
+    conversation_id: Option<String>,
 }
 
 /// A tool call turned into an action, or the message explaining why it could not be.
@@ -63,7 +65,13 @@ impl Agent {
             specs,
             system_prompt,
             prices,
+            conversation_id: None,
         }
+    }
+
+    /// The conversation this agent works in (its calls share one prompt cache).
+    pub fn set_conversation_id(&mut self, id: &str) {
+        self.conversation_id = Some(id.to_string());
     }
 
     pub fn model_name(&self) -> &str {
@@ -92,19 +100,22 @@ impl Agent {
         )
     }
 
-    /// One step: a completion, then every tool call it asked for, recorded in `log`.
+    /// One step: a completion (recorded in `stats` under `agent`), then every tool call it
+    /// asked for, recorded in `log`.
     pub async fn step(
         &self,
         log: &mut EventLog,
-        metrics: &mut Metrics,
+        stats: &mut ConversationStats,
     ) -> Result<StepOutcome, StepError> {
         let request = ChatRequest {
             messages: messages::to_chat_messages(log.events()),
             tools: self.specs.clone(),
+            conversation_id: self.conversation_id.clone(),
         };
         let started = Instant::now();
         let response = self.llm.complete(&request).await?;
-        metrics.record(&response, started.elapsed(), self.prices);
+        let latency = started.elapsed();
+        stats.record("agent", self.model_name(), &response, latency, self.prices);
         if response.tool_calls.is_empty() {
             return self.reply_without_tools(log, response);
         }
@@ -224,8 +235,13 @@ fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &P
         EventBody::ActionEvent(Box::new(ActionEvent {
             thought,
             reasoning_content: (index == 0).then(|| response.reasoning.clone()).flatten(),
-            thinking_blocks: Vec::new(),
-            responses_reasoning_item: None,
+            thinking_blocks: match index {
+                0 => response.thinking_blocks.clone(),
+                _ => Vec::new(),
+            },
+            responses_reasoning_item: (index == 0)
+                .then(|| response.reasoning_item.clone())
+                .flatten(),
             action,
             tool_name: call.name.clone(),
             tool_call_id: call.id.clone(),

@@ -212,6 +212,7 @@ pub const ACTION_INPUTS: &[&str] = &[
     "github-token",
     "max-iterations",
     "timeout-minutes",
+    "max-budget-usd",
     "allowed-users",
     "allow-bots",
     "draft-pr",
@@ -279,6 +280,13 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
         args.max_iterations = v.trim().parse().map_err(|_| {
             BadInput::new(format!("input max-iterations is '{v}': use a whole number"))
         })?;
+    }
+    if let Some(v) = fill("max_budget_usd", "max-budget-usd").filter(|v| !v.trim().is_empty()) {
+        args.llm_tuning.max_budget_usd = Some(v.trim().parse().map_err(|_| {
+            BadInput::new(format!(
+                "input max-budget-usd is '{v}': use an amount in USD, e.g. 5"
+            ))
+        })?);
     }
     if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
         args.sandboxes.cloud_api_key = Some(v);

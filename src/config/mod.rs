@@ -13,10 +13,12 @@ use crate::llm::LlmConfig;
 pub mod ci;
 mod docker;
 pub mod gitlab;
+mod llm;
 mod sandboxes;
 mod serve;
 
 pub use docker::DockerArgs;
+pub use llm::LlmTuningArgs;
 pub use sandboxes::SandboxArgs;
 pub use serve::ServeArgs;
 
@@ -171,6 +173,9 @@ pub struct RunArgs {
     #[arg(long, env = "SANDCRAB_OUTPUT_COST_PER_MTOK")]
     pub output_cost_per_mtok: Option<f64>,
 
+    #[command(flatten)]
+    pub llm_tuning: LlmTuningArgs,
+
     /// Turn off stuck detection (for tasks that legitimately repeat a command).
     #[arg(long, env = "SANDCRAB_NO_STUCK_DETECTION")]
     pub no_stuck_detection: bool,
@@ -209,6 +214,8 @@ pub struct RunConfig {
     pub prompt: PromptSource,
     pub llm: LlmConfig,
     pub max_iterations: u32,
+    /// Stop once the model calls cost this many USD (`--max-budget-usd`).
+    pub max_budget_usd: Option<f64>,
     pub out_dir: PathBuf,
     pub persistence_dir: PathBuf,
     pub conversation_id: Option<String>,
@@ -268,6 +275,7 @@ impl RunConfig {
             prompt,
             llm,
             max_iterations: args.max_iterations,
+            max_budget_usd: args.llm_tuning.max_budget_usd()?,
             out_dir: args.out,
             persistence_dir,
             conversation_id: args.conversation_id,
@@ -361,6 +369,7 @@ fn llm_config(args: &RunArgs, model: String) -> Result<LlmConfig, BadInput> {
     llm.timeout = positive("--llm-timeout", args.llm_timeout)?;
     llm.input_cost_per_token = args.input_cost_per_mtok.map(|c| c / 1e6);
     llm.output_cost_per_token = args.output_cost_per_mtok.map(|c| c / 1e6);
+    args.llm_tuning.apply(&mut llm)?;
     Ok(llm)
 }
 

@@ -14,6 +14,7 @@ use super::state::{AgentInfo, ConversationState, ExecutionStatus, WorkspaceInfo}
 use super::store::{self, EventStore};
 use crate::agent::stuck::{self, StuckThresholds};
 use crate::agent::{Agent, StepError, StepOutcome};
+use crate::llm::budget::{Budget, BudgetCheck, WRAP_UP_MARKER};
 use crate::llm::metrics::ConversationStats;
 use crate::redact::Redactor;
 
@@ -30,6 +31,8 @@ pub struct ConversationOptions {
     /// Values hidden from every event.
     pub secrets: Vec<String>,
     pub workspace: WorkspaceInfo,
+    /// Stop the run once its LLM calls have cost this much (USD); see `llm::budget`.
+    pub max_budget_usd: Option<f64>,
 }
 
 impl ConversationOptions {
@@ -45,6 +48,7 @@ impl ConversationOptions {
                 kind: "LocalWorkspace".into(),
                 working_dir: working_dir.into(),
             },
+            max_budget_usd: None,
         }
     }
 }
@@ -58,6 +62,8 @@ pub enum RunEnd {
     /// The model failed for good, or an event could not be recorded.
     Error(String),
     Paused,
+    /// The LLM calls cost the whole `--max-budget-usd`: OpenHands' `MaxBudgetReached` detail.
+    MaxBudget(String),
 }
 
 pub struct LocalConversation {
@@ -75,11 +81,12 @@ pub type Inbox = Arc<std::sync::Mutex<Vec<String>>>;
 
 impl LocalConversation {
     /// Starts a conversation, or resumes `options.id` when it is persisted.
-    pub fn open(agent: Agent, options: ConversationOptions) -> Result<Self> {
+    pub fn open(mut agent: Agent, options: ConversationOptions) -> Result<Self> {
         let id = options
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        agent.set_conversation_id(&id);
         let redactor = Redactor::new(options.secrets.iter().cloned());
         let resumable = options
             .persistence_dir
@@ -188,7 +195,9 @@ impl LocalConversation {
         let status = match &end {
             RunEnd::Finished => ExecutionStatus::Finished,
             RunEnd::Stuck(_) => ExecutionStatus::Stuck,
-            RunEnd::MaxIterations(_) | RunEnd::Error(_) => ExecutionStatus::Error,
+            RunEnd::MaxIterations(_) | RunEnd::Error(_) | RunEnd::MaxBudget(_) => {
+                ExecutionStatus::Error
+            }
             RunEnd::Paused => ExecutionStatus::Paused,
         };
         self.record_end(&end)?;
@@ -212,6 +221,11 @@ impl LocalConversation {
             if iterations >= self.options.max_iterations {
                 return RunEnd::MaxIterations(iterations);
             }
+            match self.check_budget() {
+                Ok(Some(end)) => return end,
+                Ok(None) => {}
+                Err(e) => return RunEnd::Error(format!("cannot record a message: {e:#}")),
+            }
             if self.options.stuck_detection {
                 if let Some(reason) =
                     stuck::detect(self.log.events(), &self.options.stuck_thresholds)
@@ -219,8 +233,7 @@ impl LocalConversation {
                     return RunEnd::Stuck(reason);
                 }
             }
-            let metrics = self.state.stats.agent(self.agent.model_name());
-            let outcome = self.agent.step(&mut self.log, metrics).await;
+            let outcome = self.agent.step(&mut self.log, &mut self.state.stats).await;
             iterations += 1;
             self.state.iterations += 1;
             match outcome {
@@ -230,6 +243,37 @@ impl LocalConversation {
                 Err(e @ StepError::Store(_)) => return RunEnd::Error(e.to_string()),
             }
         }
+    }
+
+    /// Checked before every step, so after every model call (the agent's and any other call
+    /// recorded in the stats): past the budget the run ends; past the wrap-up share the agent
+    /// is told, once, to wrap up.
+    fn check_budget(&mut self) -> Result<Option<RunEnd>> {
+        let Some(max_usd) = self.options.max_budget_usd else {
+            return Ok(None);
+        };
+        match (Budget { max_usd }).check(&self.state.stats) {
+            BudgetCheck::Within => Ok(None),
+            BudgetCheck::Exhausted(detail) => Ok(Some(RunEnd::MaxBudget(detail))),
+            BudgetCheck::WrapUp(text) => {
+                if !self.told_to_wrap_up() {
+                    self.log
+                        .push(Event::message(Source::Environment, "user", text))?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the budget's wrap-up message is in the conversation already.
+    fn told_to_wrap_up(&self) -> bool {
+        self.log.events().iter().any(|e| match &e.body {
+            EventBody::MessageEvent { llm_message, .. } => {
+                e.source == Source::Environment
+                    && llm_message.text_content().starts_with(WRAP_UP_MARKER)
+            }
+            _ => false,
+        })
     }
 
     fn take_inbox(&mut self) -> Result<()> {
@@ -249,6 +293,15 @@ impl LocalConversation {
             ),
             RunEnd::Error(detail) => Event::conversation_error("LLMError", detail.clone()),
             RunEnd::Stuck(reason) => Event::conversation_error("StuckDetected", reason.clone()),
+            RunEnd::MaxBudget(detail) => Event::new(
+                Source::Environment,
+                EventBody::ConversationErrorEvent {
+                    code: "MaxBudgetReached".into(),
+                    detail: detail.clone(),
+                    classification: Some(json!({"kind": "quota", "retryable": false,
+                        "user_action": "settings", "error_id": null})),
+                },
+            ),
             RunEnd::Paused => Event::new(Source::User, EventBody::PauseEvent {}),
             RunEnd::Finished => return Ok(()),
         };

@@ -13,6 +13,17 @@
 //!
 //! Usage follows the OpenAI meaning: `prompt_tokens` counts every input token, cached or not
 //! (`input_tokens + cache_read_input_tokens + cache_creation_input_tokens`).
+//!
+//! Prompt caching (on unless turned off) sets OpenHands' two breakpoints: `cache_control` on
+//! the first system block (the static system prompt; tools come before it in the cached
+//! prefix, so they are covered) and on the last block of the last user turn (a tool result or
+//! the user's text). Later system messages are volatile context and go in blocks *after* the
+//! cached one. With the 1-hour TTL the marker is `{"type":"ephemeral","ttl":"1h"}`.
+//!
+//! Extended thinking (`thinking_budget_tokens`) asks for `thinking: {type: enabled,
+//! budget_tokens}` with the interleaved-thinking beta header; the `thinking` and
+//! `redacted_thinking` blocks of an answer are kept verbatim (signatures included) and sent
+//! back first in their assistant turn, as Anthropic requires within a tool loop.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -20,8 +31,8 @@ use serde_json::{json, Map, Value};
 
 use super::retry::{http_client, send_with_retries, RetryPolicy};
 use super::{
-    ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError, LlmSetupError, Role,
-    ToolCall, ToolSpec, Usage,
+    CacheTtl, ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError,
+    LlmSetupError, Role, ToolCall, ToolSpec, Usage,
 };
 
 /// The `anthropic-version` header value.
@@ -29,6 +40,9 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// `max_tokens` when the config sets none (the API requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+
+/// The `anthropic-beta` value that lets thinking happen between tool calls.
+pub const INTERLEAVED_THINKING_BETA: &str = "interleaved-thinking-2025-05-14";
 
 /// A client for one Anthropic model.
 pub struct AnthropicClient {
@@ -40,6 +54,9 @@ pub struct AnthropicClient {
     policy: RetryPolicy,
     max_tokens: u32,
     temperature: Option<f32>,
+    /// The `cache_control` marker, or `None` with caching off.
+    cache_control: Option<Value>,
+    thinking_budget: Option<u32>,
 }
 
 impl AnthropicClient {
@@ -57,33 +74,55 @@ impl AnthropicClient {
             policy: RetryPolicy::from_config(config),
             max_tokens: config.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             temperature: config.temperature,
+            cache_control: config
+                .prompt_caching
+                .then(|| match config.prompt_cache_ttl {
+                    CacheTtl::FiveMinutes => json!({"type": "ephemeral"}),
+                    CacheTtl::OneHour => json!({"type": "ephemeral", "ttl": "1h"}),
+                }),
+            thinking_budget: config.thinking_budget_tokens.filter(|n| *n > 0),
         })
     }
 
     fn request_body(&self, request: &ChatRequest) -> Value {
+        let mut messages = wire_messages(&request.messages);
+        let mut system = system_blocks(&request.messages);
+        if let Some(marker) = &self.cache_control {
+            if let Some(first) = system.first_mut() {
+                first["cache_control"] = marker.clone();
+            }
+            mark_last_user_block(&mut messages, marker);
+        }
         let mut body = json!({
             "model": self.model,
             "max_tokens": self.max_tokens,
-            "messages": wire_messages(&request.messages),
+            "messages": messages,
         });
-        if let Some(system) = system_text(&request.messages) {
-            body["system"] = json!(system);
+        if !system.is_empty() {
+            body["system"] = Value::Array(system);
         }
         if !request.tools.is_empty() {
             body["tools"] = request.tools.iter().map(wire_tool).collect();
         }
-        if let Some(temperature) = self.temperature {
+        if let Some(budget) = self.thinking_budget {
+            // max_tokens must exceed the thinking budget; temperature must be left unset.
+            body["max_tokens"] = json!(self.max_tokens.max(budget + 4096));
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+        } else if let Some(temperature) = self.temperature {
             body["temperature"] = super::openai::wire_f32(temperature);
         }
         body
     }
 
     fn post(&self, body: &Value) -> reqwest::RequestBuilder {
-        let builder = self
+        let mut builder = self
             .http
             .post(&self.endpoint)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(body);
+        if self.thinking_budget.is_some() {
+            builder = builder.header("anthropic-beta", INTERLEAVED_THINKING_BETA);
+        }
         match &self.api_key {
             Some(key) => builder.header("x-api-key", key),
             None => builder,
@@ -105,15 +144,24 @@ impl LlmClient for AnthropicClient {
     }
 }
 
-/// Every system message's text, joined by blank lines; `None` when there is none.
-fn system_text(messages: &[ChatMessage]) -> Option<String> {
-    let parts: Vec<&str> = messages
+/// One text block per non-empty system message, in order: the static prompt first.
+fn system_blocks(messages: &[ChatMessage]) -> Vec<Value> {
+    messages
         .iter()
         .filter(|m| m.role == Role::System)
-        .filter_map(|m| m.content.as_deref())
-        .filter(|text| !text.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
+        .flat_map(text_block)
+        .collect()
+}
+
+/// Puts `marker` on the last block of the last user turn (the conversation's newest input).
+fn mark_last_user_block(turns: &mut [Value], marker: &Value) {
+    let last_user = turns.iter_mut().rev().find(|t| t["role"] == "user");
+    if let Some(block) = last_user
+        .and_then(|t| t["content"].as_array_mut())
+        .and_then(|blocks| blocks.last_mut())
+    {
+        block["cache_control"] = marker.clone();
+    }
 }
 
 /// The conversation as alternating `user`/`assistant` turns of content blocks.
@@ -157,7 +205,8 @@ fn tool_result_block(message: &ChatMessage) -> Value {
 }
 
 fn assistant_blocks(message: &ChatMessage) -> Vec<Value> {
-    let mut blocks = text_block(message);
+    let mut blocks = message.thinking_blocks.clone();
+    blocks.extend(text_block(message));
     for call in &message.tool_calls {
         blocks.push(json!({
             "type": "tool_use",
@@ -191,7 +240,7 @@ fn wire_tool(tool: &ToolSpec) -> Value {
 #[derive(Deserialize)]
 struct WireResponse {
     id: Option<String>,
-    content: Vec<WireBlock>,
+    content: Vec<Value>,
     stop_reason: Option<String>,
     #[serde(default)]
     usage: WireUsage,
@@ -212,6 +261,7 @@ enum WireBlock {
     Thinking {
         thinking: String,
     },
+    RedactedThinking {},
     #[serde(other)]
     Other,
 }
@@ -239,10 +289,17 @@ fn parse_response(text: &str) -> Result<ChatResponse, LlmError> {
         ..ChatResponse::default()
     };
     let (mut texts, mut thoughts) = (Vec::new(), Vec::new());
-    for block in wire.content {
+    for raw in wire.content {
+        let Ok(block) = WireBlock::deserialize(&raw) else {
+            continue;
+        };
         match block {
             WireBlock::Text { text } => texts.push(text),
-            WireBlock::Thinking { thinking } => thoughts.push(thinking),
+            WireBlock::Thinking { thinking } => {
+                thoughts.push(thinking);
+                response.thinking_blocks.push(raw);
+            }
+            WireBlock::RedactedThinking {} => response.thinking_blocks.push(raw),
             WireBlock::ToolUse { id, name, input } => {
                 response.tool_calls.push(tool_call(id, name, input))
             }
@@ -295,6 +352,29 @@ mod tests {
     }
 
     #[test]
+    fn volatile_system_text_follows_the_cached_block_unmarked() {
+        let mut config = LlmConfig::new("anthropic/claude-sonnet-4-5");
+        config.api_key = Some("k".into());
+        let client = AnthropicClient::new(&config, "claude-sonnet-4-5", "http://h").unwrap();
+        let request = ChatRequest {
+            messages: vec![
+                ChatMessage::system("static"),
+                ChatMessage::system("today is Monday"),
+                ChatMessage::user("task"),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = client.request_body(&request);
+        assert_eq!(
+            body["system"],
+            json!([
+                {"type": "text", "text": "static", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "today is Monday"}
+            ])
+        );
+    }
+
+    #[test]
     fn empty_assistant_turns_are_dropped_and_users_merge() {
         let messages = vec![
             ChatMessage::user("a"),
@@ -307,13 +387,18 @@ mod tests {
     }
 
     #[test]
-    fn unknown_blocks_are_ignored() {
+    fn unknown_blocks_are_ignored_and_thinking_is_kept_verbatim() {
         let body = r#"{"id":"m","content":[{"type":"redacted_thinking","data":"x"},
+            {"type":"server_tool_use","id":"s"},
             {"type":"text","text":"hi"}],"stop_reason":"end_turn",
             "usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":10}}"#;
         let response = parse_response(body).unwrap();
         assert_eq!(response.content.as_deref(), Some("hi"));
         assert_eq!(response.usage.prompt_tokens, 15);
         assert_eq!(response.usage.cache_read_tokens, 10);
+        assert_eq!(
+            response.thinking_blocks,
+            vec![json!({"type": "redacted_thinking", "data": "x"})]
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::prices::Prices;
 use super::types::{ChatResponse, Usage};
 
 /// OpenHands' `TokenUsage`.
@@ -61,13 +62,6 @@ pub struct Metrics {
     pub token_usages: Vec<TokenUsage>,
 }
 
-/// Prices to compute cost when the provider does not report it (USD per token).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Prices {
-    pub input: Option<f64>,
-    pub output: Option<f64>,
-}
-
 impl Metrics {
     pub fn new(model_name: &str) -> Self {
         Metrics {
@@ -85,7 +79,7 @@ impl Metrics {
         let turn = self.token_usage(&response.usage, &response.id);
         add_usage(&mut self.accumulated_token_usage, &turn);
         self.token_usages.push(turn);
-        let cost = response.cost.or_else(|| price(&response.usage, prices));
+        let cost = response.cost.or_else(|| prices.cost(&response.usage));
         if let Some(cost) = cost {
             self.accumulated_cost += cost;
             self.costs.push(Cost {
@@ -138,12 +132,6 @@ fn add_usage(total: &mut TokenUsage, turn: &TokenUsage) {
     total.response_id = turn.response_id.clone();
 }
 
-fn price(usage: &Usage, prices: Prices) -> Option<f64> {
-    let input = prices.input?;
-    let output = prices.output?;
-    Some(usage.prompt_tokens as f64 * input + usage.completion_tokens as f64 * output)
-}
-
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -165,6 +153,41 @@ impl ConversationStats {
             .or_insert_with(|| Metrics::new(model_name))
     }
 
+    /// Records one completion of the model `model_name` under `usage_id` (`agent`,
+    /// `condenser`...): every LLM call site goes through here, so the budget sees them all.
+    pub fn record(
+        &mut self,
+        usage_id: &str,
+        model_name: &str,
+        response: &ChatResponse,
+        latency: Duration,
+        prices: Prices,
+    ) {
+        self.usage_to_metrics
+            .entry(usage_id.into())
+            .or_insert_with(|| Metrics::new(model_name))
+            .record(response, latency, prices);
+    }
+
+    /// The USD spent so far over every usage id (completions of unknown price count 0),
+    /// OpenHands' `get_combined_metrics().accumulated_cost`: what a budget is checked against.
+    pub fn accumulated_cost(&self) -> f64 {
+        self.usage_to_metrics
+            .values()
+            .map(|m| m.accumulated_cost)
+            .fold(0.0, |total, cost| total + cost)
+    }
+
+    /// Cache-read tokens over every input token, over every usage id; `None` before any
+    /// input was sent.
+    pub fn cache_hit_ratio(&self) -> Option<f64> {
+        let (read, prompt) = self.usage_to_metrics.values().fold((0, 0), |(r, p), m| {
+            let u = &m.accumulated_token_usage;
+            (r + u.cache_read_tokens, p + u.prompt_tokens)
+        });
+        (prompt > 0).then(|| read as f64 / prompt as f64)
+    }
+
     /// Seconds spent waiting for completions, over every usage id.
     pub fn total_latency(&self) -> f64 {
         self.usage_to_metrics
@@ -184,7 +207,7 @@ impl ConversationStats {
             .usage_to_metrics
             .values()
             .map(Metrics::known_cost)
-            .sum::<Option<f64>>();
+            .try_fold(0.0, |total, cost| cost.map(|c| total + c));
         (tokens, cost)
     }
 }
@@ -212,6 +235,7 @@ mod tests {
         let prices = Prices {
             input: Some(1.0),
             output: Some(1.0),
+            ..Prices::default()
         };
         m.record(&response(10, 5, Some(0.5)), Duration::ZERO, prices);
         assert_eq!(m.known_cost(), Some(0.5));
@@ -224,6 +248,7 @@ mod tests {
         let prices = Prices {
             input: Some(0.001),
             output: Some(0.002),
+            ..Prices::default()
         };
         m.record(&response(1000, 500, None), Duration::ZERO, prices);
         assert!((m.accumulated_cost - 2.0).abs() < 1e-9);

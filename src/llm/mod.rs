@@ -1,12 +1,17 @@
-//! LLM clients: OpenAI-compatible chat completions, Anthropic Messages and a scripted model,
-//! chosen from the model string, with retries and token/cost metrics.
+//! LLM clients: OpenAI-compatible chat completions, the OpenAI Responses API, Anthropic
+//! Messages and a scripted model, chosen from the model string (with an `--llm-api` override),
+//! with retries, prompt caching, reasoning settings and token/cost metrics.
 
 pub mod anthropic;
+pub mod budget;
 pub mod metrics;
 pub mod openai;
+pub mod prices;
 pub mod relay;
+pub mod responses;
 pub mod retry;
 pub mod scripted;
+pub mod settings;
 pub mod types;
 
 use std::path::Path;
@@ -69,6 +74,60 @@ pub struct LlmConfig {
     /// USD per input / output token, for cost when the provider does not report it.
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
+    /// USD per cache-read / cache-write input token, overriding the price table.
+    pub cache_read_cost_per_token: Option<f64>,
+    pub cache_write_cost_per_token: Option<f64>,
+    /// Prompt caching: Anthropic `cache_control` breakpoints, OpenAI `prompt_cache_key`.
+    pub prompt_caching: bool,
+    /// Lifetime of Anthropic cache entries.
+    pub prompt_cache_ttl: CacheTtl,
+    /// `reasoning_effort` (chat) / `reasoning.effort` (Responses) for OpenAI reasoning models.
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Anthropic extended thinking with this many budget tokens (`None`: off).
+    pub thinking_budget_tokens: Option<u32>,
+    /// Which wire API to speak; `None` picks it from the model string.
+    pub api: Option<LlmApi>,
+}
+
+/// How long an Anthropic prompt-cache entry lives (`cache_control.ttl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CacheTtl {
+    /// 5 minutes, refreshed on every hit (cache writes at 1.25× the input price).
+    #[default]
+    #[value(name = "5m")]
+    FiveMinutes,
+    /// 1 hour (cache writes at 2× the input price): for runs with long pauses between calls.
+    #[value(name = "1h")]
+    OneHour,
+}
+
+/// OpenAI's reasoning effort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+impl ReasoningEffort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+}
+
+/// The wire API of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LlmApi {
+    /// OpenAI-compatible `POST /chat/completions`.
+    Chat,
+    /// OpenAI `POST /responses` (GPT-5 family, o-series: reasoning carried between calls).
+    Responses,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
 }
 
 impl LlmConfig {
@@ -86,7 +145,27 @@ impl LlmConfig {
             temperature: None,
             input_cost_per_token: None,
             output_cost_per_token: None,
+            cache_read_cost_per_token: None,
+            cache_write_cost_per_token: None,
+            prompt_caching: true,
+            prompt_cache_ttl: CacheTtl::FiveMinutes,
+            reasoning_effort: None,
+            thinking_budget_tokens: None,
+            api: None,
         }
+    }
+
+    /// The prices a completion is charged at: the configured ones, else the price table's
+    /// for this model (see [`prices`]).
+    pub fn prices(&self) -> prices::Prices {
+        let mine = prices::Prices {
+            input: self.input_cost_per_token,
+            output: self.output_cost_per_token,
+            cache_read: self.cache_read_cost_per_token,
+            cache_write: self.cache_write_cost_per_token,
+        };
+        let one_hour = self.prompt_cache_ttl == CacheTtl::OneHour;
+        mine.or(prices::list_prices(&self.model, one_hour))
     }
 }
 
@@ -122,6 +201,9 @@ pub fn build_client_for_workspace(
         ModelSpec::OpenAi { model, base_url } => {
             Arc::new(openai::OpenAiClient::new(config, &model, &base_url)?)
         }
+        ModelSpec::Responses { model, base_url } => {
+            Arc::new(responses::ResponsesClient::new(config, &model, &base_url)?)
+        }
     })
 }
 
@@ -156,10 +238,12 @@ pub fn endpoint(config: &LlmConfig) -> Result<Endpoint, LlmSetupError> {
             anthropic: true,
             base_url,
         },
-        ModelSpec::OpenAi { base_url, .. } => Endpoint::Http {
-            anthropic: false,
-            base_url,
-        },
+        ModelSpec::OpenAi { base_url, .. } | ModelSpec::Responses { base_url, .. } => {
+            Endpoint::Http {
+                anthropic: false,
+                base_url,
+            }
+        }
     })
 }
 
@@ -169,6 +253,7 @@ enum ModelSpec {
     Scripted { path: String },
     Anthropic { model: String, base_url: String },
     OpenAi { model: String, base_url: String },
+    Responses { model: String, base_url: String },
 }
 
 /// A provider prefix: its default server and whether that server needs a key.
@@ -223,7 +308,8 @@ impl ModelSpec {
         };
         let Some((provider, name)) = split_provider(model) else {
             let base_url = base_url.ok_or_else(unknown)?;
-            return Ok(ModelSpec::http(false, model, base_url));
+            let api = config.api.unwrap_or(LlmApi::Chat);
+            return Ok(ModelSpec::http(api, model, base_url));
         };
         if name.is_empty() {
             return Err(unknown());
@@ -234,17 +320,40 @@ impl ModelSpec {
             });
         }
         let base_url = base_url.unwrap_or(provider.default_base_url);
-        Ok(ModelSpec::http(provider.anthropic, name, base_url))
+        let api = config.api.unwrap_or(match provider.anthropic {
+            true => LlmApi::Messages,
+            false if provider.prefix == "openai/" && needs_responses_api(name) => LlmApi::Responses,
+            false => LlmApi::Chat,
+        });
+        Ok(ModelSpec::http(api, name, base_url))
     }
 
-    fn http(anthropic: bool, model: &str, base_url: &str) -> ModelSpec {
+    fn http(api: LlmApi, model: &str, base_url: &str) -> ModelSpec {
         let (model, base_url) = (model.to_string(), base_url.to_string());
-        if anthropic {
-            ModelSpec::Anthropic { model, base_url }
-        } else {
-            ModelSpec::OpenAi { model, base_url }
+        match api {
+            LlmApi::Messages => ModelSpec::Anthropic { model, base_url },
+            LlmApi::Chat => ModelSpec::OpenAi { model, base_url },
+            LlmApi::Responses => ModelSpec::Responses { model, base_url },
         }
     }
+}
+
+/// OpenAI models that keep their reasoning between calls only through the Responses API: the
+/// GPT-5 family, the o-series and the codex models (OpenHands' `api_mode` auto rule).
+pub fn needs_responses_api(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    name.starts_with("gpt-5")
+        || name.contains("codex")
+        || ["o1", "o3", "o4"]
+            .iter()
+            .any(|o| name == *o || name.starts_with(&format!("{o}-")))
+}
+
+/// Whether `config` talks to OpenAI itself (or OpenRouter), which take `prompt_cache_key`;
+/// other OpenAI-compatible servers may reject unknown fields.
+pub fn takes_prompt_cache_key(config: &LlmConfig) -> bool {
+    let model = config.model.trim();
+    model.starts_with("openai/") || model.starts_with("openrouter/")
 }
 
 /// The provider a model string starts with, and the model name after its prefix.
@@ -316,6 +425,38 @@ mod tests {
             spec("openai/gpt-4o", Some("http://proxy:4000/"), None),
             proxy
         );
+    }
+
+    #[test]
+    fn reasoning_models_pick_the_responses_api_unless_overridden() {
+        let responses = |m: &str| ModelSpec::Responses {
+            model: m.into(),
+            base_url: "https://api.openai.com/v1".into(),
+        };
+        for name in ["gpt-5", "gpt-5.1-codex-mini", "o3", "o4-mini"] {
+            let model = format!("openai/{name}");
+            assert_eq!(spec(&model, None, Some("k")), responses(name), "{name}");
+        }
+        for name in ["gpt-4o", "gpt-4.1", "omni"] {
+            let model = format!("openai/{name}");
+            assert!(matches!(
+                spec(&model, None, Some("k")),
+                ModelSpec::OpenAi { .. }
+            ));
+        }
+        let mut config = LlmConfig::new("openai/gpt-5");
+        config.api_key = Some("k".into());
+        config.api = Some(LlmApi::Chat);
+        assert!(matches!(
+            ModelSpec::parse(&config),
+            Ok(ModelSpec::OpenAi { .. })
+        ));
+        config.model = "openai/gpt-4o".into();
+        config.api = Some(LlmApi::Responses);
+        assert!(matches!(
+            ModelSpec::parse(&config),
+            Ok(ModelSpec::Responses { .. })
+        ));
     }
 
     #[test]

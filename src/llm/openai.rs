@@ -4,6 +4,12 @@
 //! "compatible" servers differ: tool-call `arguments` may come as a JSON object instead of a
 //! string, a tool call may lack an id (one is generated), `content` may be a list of text
 //! parts, and OpenRouter/LiteLLM report the USD cost in `usage.cost`.
+//!
+//! OpenAI caches prompt prefixes by itself; with prompt caching on, a request to OpenAI or
+//! OpenRouter carries `prompt_cache_key` = the conversation id (so every call of a conversation
+//! is routed to the same cache) and, for the models that take it, `prompt_cache_retention`
+//! (OpenHands' rule: gpt-5* and gpt-4.1, not the mini ones except gpt-5.1-codex-mini).
+//! `reasoning_effort` is sent when configured.
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -27,6 +33,43 @@ pub struct OpenAiClient {
     policy: RetryPolicy,
     max_tokens: Option<u32>,
     temperature: Option<f32>,
+    cache: PromptCache,
+    reasoning_effort: Option<&'static str>,
+}
+
+/// What a request to an OpenAI endpoint (chat or Responses) says about the prompt cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PromptCache {
+    /// Send `prompt_cache_key`.
+    pub key: bool,
+    /// Send `prompt_cache_retention: "24h"`.
+    pub retention: bool,
+}
+
+impl PromptCache {
+    pub(crate) fn of(config: &LlmConfig, model: &str) -> Self {
+        let key = config.prompt_caching && super::takes_prompt_cache_key(config);
+        PromptCache {
+            key,
+            retention: key && config.model.starts_with("openai/") && takes_cache_retention(model),
+        }
+    }
+
+    /// Adds the cache fields for `request` to `body`.
+    pub(crate) fn apply(&self, body: &mut Value, request: &ChatRequest) {
+        if let (true, Some(id)) = (self.key, &request.conversation_id) {
+            body["prompt_cache_key"] = json!(id);
+        }
+        if self.retention {
+            body["prompt_cache_retention"] = json!("24h");
+        }
+    }
+}
+
+/// OpenHands' list of models that take `prompt_cache_retention`.
+fn takes_cache_retention(model: &str) -> bool {
+    let family = model.starts_with("gpt-5") || model.starts_with("gpt-4.1");
+    family && (!model.contains("mini") || model.starts_with("gpt-5.1-codex-mini"))
 }
 
 impl OpenAiClient {
@@ -42,6 +85,8 @@ impl OpenAiClient {
             policy: RetryPolicy::from_config(config),
             max_tokens: config.max_output_tokens,
             temperature: config.temperature,
+            cache: PromptCache::of(config, model),
+            reasoning_effort: config.reasoning_effort.map(|e| e.as_str()),
         })
     }
 
@@ -58,6 +103,10 @@ impl OpenAiClient {
         if let Some(temperature) = self.temperature {
             body["temperature"] = wire_f32(temperature);
         }
+        if let Some(effort) = self.reasoning_effort {
+            body["reasoning_effort"] = json!(effort);
+        }
+        self.cache.apply(&mut body, request);
         body
     }
 }
@@ -129,7 +178,7 @@ fn wire_tool_result(message: &ChatMessage) -> Value {
     })
 }
 
-fn wire_tool(tool: &ToolSpec) -> Value {
+pub(crate) fn wire_tool(tool: &ToolSpec) -> Value {
     json!({
         "type": "function",
         "function": {
@@ -215,6 +264,7 @@ fn parse_response(text: &str) -> Result<ChatResponse, LlmError> {
         cost: usage.cost.as_ref().and_then(number),
         usage: usage_of(&usage),
         finish_reason: choice.finish_reason,
+        ..ChatResponse::default()
     })
 }
 
@@ -273,7 +323,7 @@ fn usage_of(wire: &WireUsage) -> Usage {
 }
 
 /// A cost given as a number or as a numeric string.
-fn number(value: &Value) -> Option<f64> {
+pub(crate) fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -282,7 +332,7 @@ fn number(value: &Value) -> Option<f64> {
 }
 
 /// The start of a body, for decode errors.
-fn preview(text: &str) -> String {
+pub(crate) fn preview(text: &str) -> String {
     let cut: String = text.chars().take(200).collect();
     if cut.len() < text.len() {
         format!("'{cut}…'")
@@ -317,6 +367,16 @@ mod tests {
         assert_eq!(response.content.as_deref(), Some("ab"));
         assert_eq!(response.cost, Some(0.25));
         assert_eq!(response.usage.prompt_tokens, 3);
+    }
+
+    #[test]
+    fn cache_retention_follows_openhands_model_list() {
+        for model in ["gpt-5", "gpt-5.1", "gpt-4.1", "gpt-5.1-codex-mini"] {
+            assert!(takes_cache_retention(model), "{model}");
+        }
+        for model in ["gpt-4o", "gpt-5-mini", "gpt-4.1-mini", "o3"] {
+            assert!(!takes_cache_retention(model), "{model}");
+        }
     }
 
     #[test]

@@ -157,6 +157,7 @@ fn play(step: &ScriptStep, number: usize, request: &ChatRequest) -> ChatResponse
         tool_calls,
         cost: Some(0.0),
         finish_reason: Some(finish.to_string()),
+        ..ChatResponse::default()
     }
 }
 

@@ -41,6 +41,14 @@ pub struct ChatMessage {
     /// servers do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For `Role::Assistant`: the provider's reasoning blocks of this turn, sent back verbatim
+    /// (Anthropic `thinking` / `redacted_thinking` blocks with their signatures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<Value>,
+    /// For `Role::Assistant`: the OpenAI Responses `reasoning` item of this turn (with its
+    /// `encrypted_content`), sent back verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_item: Option<Value>,
 }
 
 impl ChatMessage {
@@ -63,6 +71,8 @@ impl ChatMessage {
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.to_string()),
             name: Some(tool_name.to_string()),
+            thinking_blocks: Vec::new(),
+            reasoning_item: None,
         }
     }
 
@@ -73,6 +83,8 @@ impl ChatMessage {
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+            thinking_blocks: Vec::new(),
+            reasoning_item: None,
         }
     }
 }
@@ -90,6 +102,9 @@ pub struct ToolSpec {
 pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolSpec>,
+    /// The conversation this call belongs to: OpenAI's `prompt_cache_key`, so every call of
+    /// one conversation lands on the same cache.
+    pub conversation_id: Option<String>,
 }
 
 /// Token counts of one completion.
@@ -115,4 +130,9 @@ pub struct ChatResponse {
     /// Cost in USD when the provider reports it (OpenRouter, LiteLLM proxies).
     pub cost: Option<f64>,
     pub finish_reason: Option<String>,
+    /// Anthropic `thinking` / `redacted_thinking` blocks, verbatim (signatures included): a
+    /// tool loop must send them back unchanged.
+    pub thinking_blocks: Vec<Value>,
+    /// The OpenAI Responses `reasoning` item, verbatim (encrypted content included).
+    pub reasoning_item: Option<Value>,
 }

@@ -35,6 +35,7 @@ fn headline(status: RunStatus) -> &'static str {
         RunStatus::Stuck => "❌ stuck",
         RunStatus::MaxIterations => "❌ out of iterations",
         RunStatus::Interrupted => "⏹️ interrupted",
+        RunStatus::MaxBudget => "💸 budget spent",
     }
 }
 
@@ -106,8 +107,11 @@ fn figures(result: &RunResult) -> String {
     let cost = result
         .cost
         .map_or("cost unknown".to_string(), |c| format!("${c:.4}"));
+    let cache = result.tokens.cache_hit_ratio.map_or(String::new(), |r| {
+        format!(" ({:.0}% cache hits)", r * 100.0)
+    });
     format!(
-        "model <code>{}</code> · {} iterations · {} tokens · {cost} · {:.1} s · conversation <code>{}</code>",
+        "model <code>{}</code> · {} iterations · {} tokens{cache} · {cost} · {:.1} s · conversation <code>{}</code>",
         result.model,
         result.iterations,
         result.tokens.total,

@@ -23,6 +23,8 @@ pub enum RunStatus {
     Stuck,
     MaxIterations,
     Interrupted,
+    /// `--max-budget-usd` was spent (OpenHands' `MaxBudgetReached`).
+    MaxBudget,
 }
 
 impl RunStatus {
@@ -30,6 +32,7 @@ impl RunStatus {
         match self {
             RunStatus::Finished => ExitCode::Finished,
             RunStatus::Interrupted => ExitCode::Interrupted,
+            RunStatus::MaxBudget => ExitCode::BudgetReached,
             _ => ExitCode::AgentFailed,
         }
     }
@@ -41,6 +44,7 @@ impl RunStatus {
             RunStatus::Stuck => "stuck",
             RunStatus::MaxIterations => "max_iterations",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::MaxBudget => "max_budget",
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct Tokens {
     pub cache_read: u64,
     pub cache_write: u64,
     pub total: u64,
+    /// Cache-read tokens over all input tokens, every LLM of the run (`None`: no input yet).
+    pub cache_hit_ratio: Option<f64>,
 }
 
 /// Milliseconds (fractional) spent in each phase of a run.

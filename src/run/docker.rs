@@ -43,6 +43,7 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
     let remote_options = RemoteOptions {
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
+        max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         secrets: config
             .secrets
@@ -111,6 +112,7 @@ async fn agent_spec(
             let relay = start_relay(config, anthropic, base_url, bind).await?;
             let seen_at = workspace.sandbox_address_of(relay.address()).await?;
             let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
+            spec.llm_settings = crate::llm::settings::to_openhands(&config.llm);
             spec.base_url = Some(relay.base_url_via(seen_at));
             spec.api_key = Some(relay.token().to_string());
             Ok((spec, Some(relay)))

@@ -24,7 +24,6 @@ use crate::conversation::state::ExecutionStatus;
 use crate::conversation::{Conversation, ConversationOptions, LocalConversation, RunEnd};
 use crate::demo::{self, DemoRepo};
 use crate::error::{BadInput, ExitCode};
-use crate::llm::metrics::Prices;
 use crate::llm::relay::Relay;
 use crate::llm::{self, LlmClient};
 use crate::redact::Redactor;
@@ -332,10 +331,7 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
     let llm = build_llm(config, root)?;
     let mut ctx = ToolContext::new(root);
     ctx.env_remove = config.env_remove.clone();
-    let prices = Prices {
-        input: config.llm.input_cost_per_token,
-        output: config.llm.output_cost_per_token,
-    };
+    let prices = config.llm.prices();
     let agent = Agent::new(
         llm,
         default_tools(&ctx),
@@ -346,6 +342,7 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());
     options.max_iterations = config.max_iterations;
+    options.max_budget_usd = config.max_budget_usd;
     options.stuck_detection = config.stuck_detection;
     options.secrets = config.secrets.clone();
     LocalConversation::open(agent, options).with_context(|| {
@@ -420,6 +417,7 @@ fn run_status(end: &RunEnd) -> RunStatus {
         RunEnd::MaxIterations(_) => RunStatus::MaxIterations,
         RunEnd::Error(_) => RunStatus::Error,
         RunEnd::Paused => RunStatus::Interrupted,
+        RunEnd::MaxBudget(_) => RunStatus::MaxBudget,
     }
 }
 
@@ -444,6 +442,9 @@ fn run_result(
         )),
         RunEnd::Error(e) => Some(e.clone()),
         RunEnd::Paused => Some("the run was interrupted".to_string()),
+        RunEnd::MaxBudget(detail) => Some(format!(
+            "{detail} Raise --max-budget-usd to let the agent go further; the partial work is in the outputs."
+        )),
         RunEnd::Finished => None,
     };
     RunResult {
@@ -464,6 +465,7 @@ fn run_result(
             cache_read: usage.cache_read_tokens,
             cache_write: usage.cache_write_tokens,
             total,
+            cache_hit_ratio: stats.cache_hit_ratio().map(|r| (r * 1e4).round() / 1e4),
         },
         cost,
         changed_files: diffstat::diffstat(patch),

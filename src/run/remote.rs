@@ -35,11 +35,13 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
             ))
         })?;
     let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
+    spec.llm_settings = crate::llm::settings::to_openhands(&config.llm);
     spec.base_url = config.llm.base_url.clone();
     spec.api_key = config.llm.api_key.clone();
     let options = RemoteOptions {
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
+        max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         secrets: config.secrets.clone(),
     };

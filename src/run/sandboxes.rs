@@ -198,6 +198,7 @@ async fn conversation(
     let options = RemoteOptions {
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
+        max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         secrets: config
             .secrets
@@ -235,6 +236,7 @@ async fn direct_model(config: &RunConfig, remote: &RemoteWorkspace) -> Result<Ag
         return Ok(AgentModel::plain(spec));
     }
     let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
+    spec.llm_settings = crate::llm::settings::to_openhands(&config.llm);
     spec.base_url = config.llm.base_url.clone();
     spec.api_key = config.llm.api_key.clone();
     Ok(AgentModel::plain(spec))
@@ -255,6 +257,7 @@ async fn relayed_model(config: &RunConfig, remote: &RemoteWorkspace) -> Result<A
     let bind = ([127, 0, 0, 1], 0).into();
     let relay = super::docker::start_relay(config, anthropic, base_url, bind).await?;
     let mut spec = RemoteAgentSpec::new(config.llm.model.clone());
+    spec.llm_settings = crate::llm::settings::to_openhands(&config.llm);
     spec.base_url = Some(relay.base_url());
     spec.api_key = Some(relay.token().to_string());
     let secrets = vec![relay.token().to_string()];

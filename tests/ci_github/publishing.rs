@@ -382,6 +382,38 @@ fn the_time_limit_stops_the_run_and_still_posts_the_partial_report() {
 }
 
 #[test]
+fn the_budget_stops_the_run_and_still_posts_the_partial_report() {
+    let job = Job::writer();
+    job.event("issue_comment.created", with_phrase);
+    // gpt-4o list prices: 120k input tokens = $0.30 a call; the 4th call passes $1.
+    let llm = FakeLlm::start(std::sync::Arc::new(|_, body: &Value| {
+        let n = tool_results(body);
+        let args = json!({"command": format!("echo line-{n} >> budget.txt")});
+        let mut answer = openai_call(n, "terminal", &args.to_string());
+        answer["usage"] = json!({"prompt_tokens": 120_000, "completion_tokens": 10});
+        Reply::ok(answer)
+    }));
+    let extra = [
+        ("INPUT_MAX-BUDGET-USD", "1"),
+        ("INPUT_LLM-BASE-URL", &llm.openai_url()),
+    ];
+    let r = job.run("issue_comment", "openai/gpt-4o", &extra);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(llm.recorded().len(), 4);
+    let last = job.comment_bodies().pop().unwrap();
+    assert!(
+        last.contains("budget spent")
+            && last.contains("maximum budget limit ($1.0000)")
+            && last.contains("budget.txt")
+            && last.contains("nothing was pushed"),
+        "{last}"
+    );
+    assert_eq!(job.outputs()["conclusion"], "failure");
+    assert_eq!(job.outputs()["cost"], "1.2004");
+    assert!(job.gh.matching("POST", "/pulls").is_empty());
+}
+
+#[test]
 fn a_refused_draft_is_opened_as_a_ready_pull_request() {
     let job = Job::writer();
     job.gh.config.lock().unwrap().faults.push(Fault {

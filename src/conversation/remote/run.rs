@@ -144,6 +144,7 @@ impl RemoteConversation {
                 Some((code, _)) if code == "MaxIterationsReached" => {
                     RunEnd::MaxIterations(self.max_iterations)
                 }
+                Some((code, detail)) if code == "MaxBudgetReached" => RunEnd::MaxBudget(detail),
                 Some((_, detail)) => RunEnd::Error(detail),
                 None => RunEnd::Error("the run failed on the agent-server (no error event)".into()),
             },

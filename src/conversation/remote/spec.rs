@@ -2,7 +2,7 @@
 //! LLM endpoint, tools), the set-up (`RemoteOptions`) and the `POST /api/conversations` body
 //! built from them, with tool class names turned into the server's registry names.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// The tools an agent gets unless told otherwise.
 pub const DEFAULT_TOOLS: [&str; 3] = ["TerminalTool", "FileEditorTool", "TaskTrackerTool"];
@@ -17,6 +17,8 @@ pub struct RemoteAgentSpec {
     pub api_key: Option<String>,
     /// OpenHands tool spec names (`terminal`, or the class name `TerminalTool`).
     pub tools: Vec<String>,
+    /// More `agent.llm` fields: caching, prices, reasoning (`llm::settings::to_openhands`).
+    pub llm_settings: Map<String, Value>,
 }
 
 impl RemoteAgentSpec {
@@ -26,12 +28,15 @@ impl RemoteAgentSpec {
             base_url: None,
             api_key: None,
             tools: DEFAULT_TOOLS.iter().map(|t| t.to_string()).collect(),
+            llm_settings: Map::new(),
         }
     }
 
     /// The `agent` object of the create request.
     fn to_json(&self) -> Value {
-        let mut llm = json!({"model": self.model, "usage_id": "agent"});
+        let mut llm = Value::Object(self.llm_settings.clone());
+        llm["model"] = json!(self.model);
+        llm["usage_id"] = json!("agent");
         if let Some(url) = &self.base_url {
             llm["base_url"] = json!(url);
         }
@@ -85,6 +90,8 @@ pub struct RemoteOptions {
     pub stuck_detection: bool,
     /// Values hidden from every event.
     pub secrets: Vec<String>,
+    /// Sent as `max_budget_per_run` (OpenHands ignores it; sandcrab's server enforces it).
+    pub max_budget_usd: Option<f64>,
 }
 
 impl Default for RemoteOptions {
@@ -94,6 +101,7 @@ impl Default for RemoteOptions {
             max_iterations: 100,
             stuck_detection: true,
             secrets: Vec::new(),
+            max_budget_usd: None,
         }
     }
 }
@@ -113,6 +121,9 @@ pub(super) fn create_body(
     });
     if let Some(id) = &options.conversation_id {
         body["conversation_id"] = json!(id);
+    }
+    if let Some(budget) = options.max_budget_usd {
+        body["max_budget_per_run"] = json!(budget);
     }
     body
 }

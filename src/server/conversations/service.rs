@@ -327,6 +327,7 @@ impl ConversationService {
         options.id = Some(id.clone());
         options.persistence_dir = Some(self.config.conversations_dir.clone());
         options.max_iterations = request.max_iterations;
+        options.max_budget_usd = request.max_budget_per_run.filter(|b| *b > 0.0);
         options.stuck_detection = request.stuck_detection;
         options.secrets = request
             .secret_values()

@@ -13,7 +13,6 @@ use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, Tool, ToolContext};
 use crate::agent::Agent;
 use crate::conversation::event::text_of;
-use crate::llm::metrics::Prices;
 use crate::llm::{build_client_for_workspace, LlmConfig};
 
 /// The fields of OpenHands' `StartConversationRequest` we use; the rest are kept as sent.
@@ -34,6 +33,9 @@ pub struct StartRequest {
     pub secrets: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, Value>,
+    /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_per_run: Option<f64>,
 }
 
 fn default_max_iterations() -> u32 {
@@ -89,10 +91,7 @@ impl StartRequest {
         ctx.env = self.secret_values();
         ctx.env_remove = env_remove.to_vec();
         let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
-        let prices = Prices {
-            input: llm.input_cost_per_token,
-            output: llm.output_cost_per_token,
-        };
+        let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
         Ok(Agent::new(client, tools, prompt, prices))
     }
@@ -158,8 +157,7 @@ fn llm_config(llm: &Value) -> Result<LlmConfig, String> {
     }
     config.max_output_tokens = llm["max_output_tokens"].as_u64().map(|n| n as u32);
     config.temperature = llm["temperature"].as_f64().map(|t| t as f32);
-    config.input_cost_per_token = llm["input_cost_per_token"].as_f64();
-    config.output_cost_per_token = llm["output_cost_per_token"].as_f64();
+    crate::llm::settings::apply_openhands(llm, &mut config);
     Ok(config)
 }
 
