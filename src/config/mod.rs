@@ -11,11 +11,13 @@ use crate::error::BadInput;
 use crate::llm::LlmConfig;
 
 pub mod ci;
+mod condenser;
 mod docker;
 pub mod gitlab;
 mod sandboxes;
 mod serve;
 
+pub use condenser::CondenserArgs;
 pub use docker::DockerArgs;
 pub use sandboxes::SandboxArgs;
 pub use serve::ServeArgs;
@@ -175,6 +177,9 @@ pub struct RunArgs {
     #[arg(long, env = "SANDCRAB_NO_STUCK_DETECTION")]
     pub no_stuck_detection: bool,
 
+    #[command(flatten)]
+    pub condenser: CondenserArgs,
+
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
     pub ci: ci::CiArgs,
@@ -213,6 +218,8 @@ pub struct RunConfig {
     pub persistence_dir: PathBuf,
     pub conversation_id: Option<String>,
     pub stuck_detection: bool,
+    /// Context condensation; `None` when turned off.
+    pub condenser: Option<crate::agent::condenser::CondenserConfig>,
     /// Secret values to redact everywhere.
     pub secrets: Vec<String>,
     /// Environment variable names removed from the agent's shell.
@@ -239,6 +246,7 @@ impl RunConfig {
             }
         };
         let llm = llm_config(&args, model)?;
+        let condenser = args.condenser.resolve(&llm.model)?;
         let persistence_dir = args
             .persistence_dir
             .clone()
@@ -272,6 +280,7 @@ impl RunConfig {
             persistence_dir,
             conversation_id: args.conversation_id,
             stuck_detection: !args.no_stuck_detection,
+            condenser,
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
             forward_env: forwarded(&args.docker.forward_env),

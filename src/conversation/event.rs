@@ -156,6 +156,20 @@ pub enum EventBody {
         classification: Option<Value>,
     },
     PauseEvent {},
+    /// Asks the condenser to condense the history before the next model call (OpenHands'
+    /// `CondensationRequest`: a context-window error, or `POST .../condense`).
+    CondensationRequest {},
+    /// The history the model sees from now on forgets `forgotten_event_ids`; `summary` goes in
+    /// as a user message at `summary_offset` of the resulting view (OpenHands' `Condensation`).
+    Condensation {
+        #[serde(default)]
+        forgotten_event_ids: Vec<String>,
+        #[serde(default)]
+        summary: Option<String>,
+        #[serde(default)]
+        summary_offset: Option<usize>,
+        llm_response_id: String,
+    },
 }
 
 /// The agent asked for a tool call. `action` is `None` when the call could not be turned into
@@ -222,6 +236,8 @@ impl Event {
             EventBody::ConversationStateUpdateEvent { .. } => "ConversationStateUpdateEvent",
             EventBody::ConversationErrorEvent { .. } => "ConversationErrorEvent",
             EventBody::PauseEvent {} => "PauseEvent",
+            EventBody::CondensationRequest {} => "CondensationRequest",
+            EventBody::Condensation { .. } => "Condensation",
         }
     }
 

@@ -2,6 +2,7 @@
 //! chosen from the model string, with retries and token/cost metrics.
 
 pub mod anthropic;
+pub mod context_window;
 pub mod metrics;
 pub mod openai;
 pub mod relay;

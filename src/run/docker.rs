@@ -44,6 +44,7 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config
             .secrets
             .iter()

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::agent::condenser::Condenser;
 use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, ToolContext};
 use crate::agent::Agent;
@@ -336,12 +337,15 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
         input: config.llm.input_cost_per_token,
         output: config.llm.output_cost_per_token,
     };
-    let agent = Agent::new(
-        llm,
+    let mut agent = Agent::new(
+        llm.clone(),
         default_tools(&ctx),
         system_prompt(workspace.working_dir()),
         prices,
     );
+    if let Some(condenser) = &config.condenser {
+        agent = agent.with_condenser(Condenser::new(llm, prices, condenser.clone()));
+    }
     let mut options = ConversationOptions::new(workspace.working_dir());
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());

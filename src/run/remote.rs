@@ -41,6 +41,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config.secrets.clone(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;

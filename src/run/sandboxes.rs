@@ -199,6 +199,7 @@ async fn conversation(
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config
             .secrets
             .iter()
