@@ -216,6 +216,34 @@ fn assert_calls_paired(requests: &[Recorded]) {
     }
 }
 
+/// Every condensation forgets a tool call together with its result, and all calls of one
+/// response together.
+fn assert_units_kept_whole(events: &[Value]) {
+    for c in condensations(events) {
+        let forgotten: Vec<&str> = c["forgotten_event_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let gone = |e: &Value| forgotten.contains(&e["id"].as_str().unwrap());
+        let actions = kinds(events, "ActionEvent");
+        for obs in kinds(events, "ObservationEvent") {
+            let action = actions
+                .iter()
+                .find(|a| a["tool_call_id"] == obs["tool_call_id"])
+                .unwrap();
+            assert_eq!(gone(action), gone(obs), "call and result split by {c}");
+            for sibling in actions
+                .iter()
+                .filter(|a| a["llm_response_id"] == action["llm_response_id"])
+            {
+                assert_eq!(gone(action), gone(sibling), "one response split by {c}");
+            }
+        }
+    }
+}
+
 fn condensations(events: &[Value]) -> Vec<&Value> {
     kinds(events, "Condensation")
 }
@@ -265,6 +293,7 @@ fn window_error_leads_to_condensation(protocol: Protocol) {
         refused <= kinds(&events, "CondensationRequest").len(),
         "{refused} refusals"
     );
+    assert_units_kept_whole(&events);
     let agent_requests: Vec<Recorded> = requests
         .into_iter()
         .filter(|r| r.body["tools"].is_array())

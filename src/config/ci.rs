@@ -211,6 +211,8 @@ pub const ACTION_INPUTS: &[&str] = &[
     "llm-base-url",
     "github-token",
     "max-iterations",
+    "condenser",
+    "context-window",
     "timeout-minutes",
     "allowed-users",
     "allow-bots",
@@ -279,6 +281,24 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
         args.max_iterations = v.trim().parse().map_err(|_| {
             BadInput::new(format!("input max-iterations is '{v}': use a whole number"))
         })?;
+    }
+    if let Some(v) = fill("no_condenser", "condenser") {
+        args.condenser.no_condenser = match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "" => false,
+            "false" => true,
+            _ => {
+                return Err(BadInput::new(format!(
+                    "input condenser is '{v}': use true or false"
+                )))
+            }
+        };
+    }
+    if let Some(v) = fill("context_window", "context-window").filter(|v| !v.trim().is_empty()) {
+        args.condenser.context_window = Some(v.trim().parse().map_err(|_| {
+            BadInput::new(format!(
+                "input context-window is '{v}': use a number of tokens"
+            ))
+        })?);
     }
     if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
         args.sandboxes.cloud_api_key = Some(v);

@@ -116,9 +116,11 @@ impl StartRequest {
     /// The agent JSON for responses, with the API key masked as pydantic masks secrets.
     pub fn masked_agent(&self) -> Value {
         let mut agent = self.agent.clone();
-        if let Some(key) = agent.pointer_mut("/llm/api_key") {
-            if !key.is_null() {
-                *key = Value::String("**********".into());
+        for pointer in ["/llm/api_key", "/condenser/llm/api_key"] {
+            if let Some(key) = agent.pointer_mut(pointer) {
+                if !key.is_null() {
+                    *key = Value::String("**********".into());
+                }
             }
         }
         agent
