@@ -264,6 +264,12 @@ fn window_error_leads_to_condensation(protocol: Protocol) {
     let result = result_json(out.path());
     assert_eq!(result["status"], "finished", "{result}");
     assert_eq!(done.load(Ordering::SeqCst), 41, "every step and the finish");
+    let t = &result["tokens"];
+    assert_eq!(
+        t["prompt"].as_u64().unwrap() + t["completion"].as_u64().unwrap(),
+        t["total"].as_u64().unwrap(),
+        "summary calls are in the breakdown too: {t}"
+    );
     let requests = llm.recorded();
     let refused = requests
         .iter()

@@ -436,11 +436,19 @@ fn run_result(
 ) -> RunResult {
     let stats = conversation.stats();
     let (total, cost) = stats.totals();
-    let usage = stats
-        .usage_to_metrics
-        .get("agent")
-        .map(|m| m.accumulated_token_usage.clone())
-        .unwrap_or_default();
+    // Every model the run used (the agent's and the condenser's summary calls), so the
+    // breakdown adds up to `total`.
+    let usage = stats.usage_to_metrics.values().fold(
+        crate::llm::metrics::TokenUsage::default(),
+        |mut sum, m| {
+            let u = &m.accumulated_token_usage;
+            sum.prompt_tokens += u.prompt_tokens;
+            sum.completion_tokens += u.completion_tokens;
+            sum.cache_read_tokens += u.cache_read_tokens;
+            sum.cache_write_tokens += u.cache_write_tokens;
+            sum
+        },
+    );
     let error = match end {
         RunEnd::Stuck(reason) => Some(format!("the agent got stuck: {reason}")),
         RunEnd::MaxIterations(n) => Some(format!(
