@@ -476,3 +476,61 @@ fn a_resumed_conversation_sees_the_condensed_history() {
     );
     assert!(messages.len() < 40, "{} messages", messages.len());
 }
+
+#[test]
+fn condensing_again_with_no_new_action_ends_the_run_as_stuck() {
+    // The summary itself is bigger than the window: condensing cannot make the prompt fit,
+    // so after one condensation with no action since, the run stops instead of looping.
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| {
+        let total = tokens(body);
+        if body.get("tools").is_none() {
+            let huge = format!("USER_CONTEXT: {}", "detail ".repeat(8_000));
+            return Reply::ok(reply(Protocol::OpenAi, 0, &[], &huge, total));
+        }
+        if total > 6_000 {
+            return Reply {
+                status: 400,
+                ..Reply::ok(openai_overflow(total, 6_000))
+            };
+        }
+        let step = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .count();
+        let command =
+            json!({"command": format!("seq -f 'line %g of step {step} ..........' 1 300")});
+        Reply::ok(reply(
+            Protocol::OpenAi,
+            step,
+            &[("terminal", command)],
+            "",
+            total,
+        ))
+    }));
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let r = run(&mut run_cmd(
+        Protocol::OpenAi,
+        &llm,
+        repo.path(),
+        out.path(),
+    ));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let result = result_json(out.path());
+    assert_eq!(result["status"], "stuck", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("context window"),
+        "{result}"
+    );
+    let summary_calls = llm
+        .recorded()
+        .iter()
+        .filter(|r| r.body.get("tools").is_none())
+        .count();
+    assert!(
+        summary_calls <= 3,
+        "no condensation loop: {summary_calls} summary calls"
+    );
+}
