@@ -341,6 +341,23 @@ mod tests {
     }
 
     #[test]
+    fn openhands_condensation_events_parse_and_round_trip() {
+        // As OpenHands 1.58.2 dumps them (shared/research/agent-depth.md §1).
+        let request = json!({"kind": "CondensationRequest", "id": "q1",
+            "timestamp": "2026-01-01T00:00:00.000000", "source": "environment", "parent_id": null});
+        let condensation = json!({"kind": "Condensation", "id": "8544",
+            "timestamp": "2026-01-01T00:00:01.000000", "source": "environment", "parent_id": null,
+            "forgotten_event_ids": ["e1", "e2"], "summary": "USER_CONTEXT: fix the bug",
+            "summary_offset": 1, "llm_response_id": "resp-1"});
+        let event: Event = serde_json::from_value(request.clone()).unwrap();
+        assert_eq!(event.kind(), "CondensationRequest");
+        assert_eq!(serde_json::to_value(&event).unwrap(), request);
+        let event: Event = serde_json::from_value(condensation.clone()).unwrap();
+        assert_eq!(event.kind(), "Condensation");
+        assert_eq!(serde_json::to_value(&event).unwrap(), condensation);
+    }
+
+    #[test]
     fn pause_event_has_only_the_header() {
         let v = serde_json::to_value(Event::new(Source::User, EventBody::PauseEvent {})).unwrap();
         assert_eq!(v["kind"], "PauseEvent");
