@@ -82,6 +82,9 @@ fn sandcrab_per_step(port: u16) -> (f64, f64) {
             "run the script",
         ])
         .args(["--llm-base-url", &format!("http://127.0.0.1:{port}/v1")])
+        // As openhands_steps.py's agent (no condenser); scripted_llm.py picks the step from
+        // the tool results in the request, which a condensed history would replay.
+        .arg("--no-condenser")
         .arg("--repo-dir")
         .arg(&repo)
         .arg("--out")

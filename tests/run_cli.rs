@@ -268,6 +268,9 @@ fn shared_scripted_llm_drives_fifty_terminal_steps() {
             &llm.openai_url(),
             "--prompt",
             "run the script",
+            // scripted_llm.py picks the step from the tool results in the request, which a
+            // condensed history (past 80 events) would replay.
+            "--no-condenser",
         ])
         .arg("--repo-dir")
         .arg(repo.path())

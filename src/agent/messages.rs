@@ -9,8 +9,9 @@ use crate::conversation::event::{text_of, ActionEvent, Event, EventBody, Source}
 use crate::llm::{ChatMessage, Role, ToolCall};
 
 /// The chat history for the next completion.
-pub fn to_chat_messages(events: &[Event]) -> Vec<ChatMessage> {
-    let mut out: Vec<ChatMessage> = Vec::with_capacity(events.len());
+pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<ChatMessage> {
+    let events = events.into_iter();
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(events.size_hint().0);
     let mut open_calls: HashSet<String> = HashSet::new();
     let mut last_response: Option<String> = None;
     for event in events {

@@ -1,6 +1,7 @@
 //! The agent: asks the model for the next actions, runs them with its tools, and records
 //! everything as events. One `step` is one model call and the tool calls it asked for.
 
+pub mod condenser;
 pub mod messages;
 pub mod prompt;
 pub mod stuck;
@@ -16,9 +17,15 @@ use crate::conversation::event::{
     ActionEvent, Event, EventBody, MessageToolCall, Source, TextContent,
 };
 use crate::conversation::log::EventLog;
+use crate::llm::context_window::is_context_window_error;
 use crate::llm::metrics::{ConversationStats, Prices};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
+use condenser::view::View;
+use condenser::Condenser;
 use tools::Tool;
+
+/// Condense-and-retry rounds after context-window errors within one step.
+const MAX_OVERFLOW_RETRIES: u32 = 2;
 
 /// What a step ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +43,9 @@ pub enum StepError {
     Llm(#[from] LlmError),
     #[error("cannot record an event: {0:#}")]
     Store(anyhow::Error),
+    /// Condensing cannot make the history fit (it would condense again with no new action).
+    #[error("{0}")]
+    Thrashing(String),
 }
 
 pub struct Agent {
@@ -46,6 +56,7 @@ pub struct Agent {
     prices: Prices,
     /// Sent with every call (OpenAI's `prompt_cache_key`); set by the conversation.
     conversation_id: Option<String>,
+    condenser: Option<Condenser>,
 }
 
 /// A tool call turned into an action, or the message explaining why it could not be.
@@ -66,12 +77,23 @@ impl Agent {
             system_prompt,
             prices,
             conversation_id: None,
+            condenser: None,
         }
     }
 
     /// The conversation this agent works in (its calls share one prompt cache).
     pub fn set_conversation_id(&mut self, id: &str) {
         self.conversation_id = Some(id.to_string());
+    }
+
+    /// The agent with a condenser that keeps its history within the model's window.
+    pub fn with_condenser(mut self, condenser: Condenser) -> Self {
+        self.condenser = Some(condenser);
+        self
+    }
+
+    pub fn condenser(&self) -> Option<&Condenser> {
+        self.condenser.as_ref()
     }
 
     pub fn model_name(&self) -> &str {
@@ -100,22 +122,59 @@ impl Agent {
         )
     }
 
+    /// The request for the next completion: the view of `events` and the tools.
+    pub fn request(&self, events: &[Event]) -> ChatRequest {
+        ChatRequest {
+            messages: messages::to_chat_messages(View::from_events(events).iter()),
+            tools: self.specs.clone(),
+            conversation_id: self.conversation_id.clone(),
+        }
+    }
+
     /// One step: a completion (recorded in `stats` under `agent`), then every tool call it
-    /// asked for, recorded in `log`.
+    /// asked for, recorded in `log`. With a condenser, the history is condensed first when it
+    /// must be, and a context-window error leads to a `CondensationRequest`, a condensation and
+    /// a retry instead of a failure.
     pub async fn step(
         &self,
         log: &mut EventLog,
         stats: &mut ConversationStats,
     ) -> Result<StepOutcome, StepError> {
-        let request = ChatRequest {
-            messages: messages::to_chat_messages(log.events()),
-            tools: self.specs.clone(),
-            conversation_id: self.conversation_id.clone(),
+        let mut overflows = 0;
+        let response = loop {
+            if let Some(condenser) = &self.condenser {
+                self.condense_if_needed(condenser, log, stats).await?;
+            }
+            let request = self.request(log.events());
+            let started = Instant::now();
+            match self.llm.complete(&request).await {
+                Ok(response) => {
+                    let latency = started.elapsed();
+                    stats.record("agent", self.model_name(), &response, latency, self.prices);
+                    if let Some(condenser) = &self.condenser {
+                        let chars = condenser::estimate::request_chars(&request);
+                        condenser.calibrate(chars, response.usage.prompt_tokens);
+                    }
+                    break response;
+                }
+                Err(e) if is_context_window_error(&e) && overflows < MAX_OVERFLOW_RETRIES => {
+                    let Some(condenser) = &self.condenser else {
+                        return Err(e.into());
+                    };
+                    overflows += 1;
+                    condenser.learn_overflow(&e, condenser::estimate::request_chars(&request));
+                    tracing::warn!(
+                        "the prompt did not fit the model's context window; condensing the history and retrying"
+                    );
+                    log.push(Event::new(
+                        Source::Environment,
+                        EventBody::CondensationRequest {},
+                    ))
+                    .map_err(StepError::Store)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
-        let started = Instant::now();
-        let response = self.llm.complete(&request).await?;
-        let latency = started.elapsed();
-        stats.record("agent", self.model_name(), &response, latency, self.prices);
         if response.tool_calls.is_empty() {
             return self.reply_without_tools(log, response);
         }
@@ -144,6 +203,63 @@ impl Agent {
             log.push(event).map_err(StepError::Store)?;
         }
         Ok(outcome)
+    }
+
+    /// Handles a `CondensationRequest` at once (`POST .../condense` on an idle conversation):
+    /// the request is recorded and the condensation made. `false` without a condenser.
+    pub async fn condense_now(
+        &self,
+        log: &mut EventLog,
+        stats: &mut ConversationStats,
+    ) -> Result<bool, StepError> {
+        let Some(condenser) = &self.condenser else {
+            return Ok(false);
+        };
+        log.push(Event::new(
+            Source::Environment,
+            EventBody::CondensationRequest {},
+        ))
+        .map_err(StepError::Store)?;
+        self.condense(condenser, log, stats, false).await?;
+        Ok(true)
+    }
+
+    /// Condenses the history when the condenser says it must, recording the `Condensation`.
+    async fn condense_if_needed(
+        &self,
+        condenser: &Condenser,
+        log: &mut EventLog,
+        stats: &mut ConversationStats,
+    ) -> Result<(), StepError> {
+        self.condense(condenser, log, stats, true).await
+    }
+
+    async fn condense(
+        &self,
+        condenser: &Condenser,
+        log: &mut EventLog,
+        stats: &mut ConversationStats,
+        guard: bool,
+    ) -> Result<(), StepError> {
+        let chars = condenser::estimate::request_chars(&self.request(log.events()));
+        let condensation = {
+            let view = View::from_events(log.events());
+            let reasons = condenser.reasons(&view, chars);
+            if !reasons.any() {
+                return Ok(());
+            }
+            if guard && condenser::thrashing(log.events()) {
+                return Err(StepError::Thrashing(format!(
+                    "the history still does not fit the model's context window ({} tokens planned) after a condensation with no new action; give the model a larger window (--context-window) or smaller tool outputs",
+                    condenser.window()
+                )));
+            }
+            condenser.condense(&view, reasons, chars, stats).await?
+        };
+        if let Some(event) = condensation {
+            log.push(event).map_err(StepError::Store)?;
+        }
+        Ok(())
     }
 
     /// A reply with no tool call: a final answer, or an empty turn the model is nudged out of.

@@ -211,6 +211,8 @@ pub const ACTION_INPUTS: &[&str] = &[
     "llm-base-url",
     "github-token",
     "max-iterations",
+    "condenser",
+    "context-window",
     "timeout-minutes",
     "max-budget-usd",
     "allowed-users",
@@ -285,6 +287,24 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
         args.llm_tuning.max_budget_usd = Some(v.trim().parse().map_err(|_| {
             BadInput::new(format!(
                 "input max-budget-usd is '{v}': use an amount in USD, e.g. 5"
+            ))
+        })?);
+    }
+    if let Some(v) = fill("no_condenser", "condenser") {
+        args.condenser.no_condenser = match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "" => false,
+            "false" => true,
+            _ => {
+                return Err(BadInput::new(format!(
+                    "input condenser is '{v}': use true or false"
+                )))
+            }
+        };
+    }
+    if let Some(v) = fill("context_window", "context-window").filter(|v| !v.trim().is_empty()) {
+        args.condenser.context_window = Some(v.trim().parse().map_err(|_| {
+            BadInput::new(format!(
+                "input context-window is '{v}': use a number of tokens"
             ))
         })?);
     }

@@ -11,12 +11,14 @@ use crate::error::BadInput;
 use crate::llm::LlmConfig;
 
 pub mod ci;
+mod condenser;
 mod docker;
 pub mod gitlab;
 mod llm;
 mod sandboxes;
 mod serve;
 
+pub use condenser::CondenserArgs;
 pub use docker::DockerArgs;
 pub use llm::LlmTuningArgs;
 pub use sandboxes::SandboxArgs;
@@ -180,6 +182,9 @@ pub struct RunArgs {
     #[arg(long, env = "SANDCRAB_NO_STUCK_DETECTION")]
     pub no_stuck_detection: bool,
 
+    #[command(flatten)]
+    pub condenser: CondenserArgs,
+
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
     pub ci: ci::CiArgs,
@@ -220,6 +225,8 @@ pub struct RunConfig {
     pub persistence_dir: PathBuf,
     pub conversation_id: Option<String>,
     pub stuck_detection: bool,
+    /// Context condensation; `None` when turned off.
+    pub condenser: Option<crate::agent::condenser::CondenserConfig>,
     /// Secret values to redact everywhere.
     pub secrets: Vec<String>,
     /// Environment variable names removed from the agent's shell.
@@ -246,6 +253,7 @@ impl RunConfig {
             }
         };
         let llm = llm_config(&args, model)?;
+        let condenser = args.condenser.resolve(&llm.model)?;
         let persistence_dir = args
             .persistence_dir
             .clone()
@@ -280,6 +288,7 @@ impl RunConfig {
             persistence_dir,
             conversation_id: args.conversation_id,
             stuck_detection: !args.no_stuck_detection,
+            condenser,
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
             forward_env: forwarded(&args.docker.forward_env),

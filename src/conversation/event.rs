@@ -156,6 +156,20 @@ pub enum EventBody {
         classification: Option<Value>,
     },
     PauseEvent {},
+    /// Asks the condenser to condense the history before the next model call (OpenHands'
+    /// `CondensationRequest`: a context-window error, or `POST .../condense`).
+    CondensationRequest {},
+    /// The history the model sees from now on forgets `forgotten_event_ids`; `summary` goes in
+    /// as a user message at `summary_offset` of the resulting view (OpenHands' `Condensation`).
+    Condensation {
+        #[serde(default)]
+        forgotten_event_ids: Vec<String>,
+        #[serde(default)]
+        summary: Option<String>,
+        #[serde(default)]
+        summary_offset: Option<usize>,
+        llm_response_id: String,
+    },
 }
 
 /// The agent asked for a tool call. `action` is `None` when the call could not be turned into
@@ -222,6 +236,8 @@ impl Event {
             EventBody::ConversationStateUpdateEvent { .. } => "ConversationStateUpdateEvent",
             EventBody::ConversationErrorEvent { .. } => "ConversationErrorEvent",
             EventBody::PauseEvent {} => "PauseEvent",
+            EventBody::CondensationRequest {} => "CondensationRequest",
+            EventBody::Condensation { .. } => "Condensation",
         }
     }
 
@@ -322,6 +338,23 @@ mod tests {
         assert_eq!(v["source"], "user");
         assert_eq!(v["llm_message"]["role"], "user");
         assert_eq!(v["llm_message"]["content"][0]["text"], "fix the bug");
+    }
+
+    #[test]
+    fn openhands_condensation_events_parse_and_round_trip() {
+        // As OpenHands 1.58.2 dumps them (shared/research/agent-depth.md §1).
+        let request = json!({"kind": "CondensationRequest", "id": "q1",
+            "timestamp": "2026-01-01T00:00:00.000000", "source": "environment", "parent_id": null});
+        let condensation = json!({"kind": "Condensation", "id": "8544",
+            "timestamp": "2026-01-01T00:00:01.000000", "source": "environment", "parent_id": null,
+            "forgotten_event_ids": ["e1", "e2"], "summary": "USER_CONTEXT: fix the bug",
+            "summary_offset": 1, "llm_response_id": "resp-1"});
+        let event: Event = serde_json::from_value(request.clone()).unwrap();
+        assert_eq!(event.kind(), "CondensationRequest");
+        assert_eq!(serde_json::to_value(&event).unwrap(), request);
+        let event: Event = serde_json::from_value(condensation.clone()).unwrap();
+        assert_eq!(event.kind(), "Condensation");
+        assert_eq!(serde_json::to_value(&event).unwrap(), condensation);
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub struct LocalConversation {
     state: ConversationState,
     options: ConversationOptions,
     pause: Arc<AtomicBool>,
+    condense: Arc<AtomicBool>,
     inbox: Inbox,
     resumed: bool,
 }
@@ -107,6 +108,7 @@ impl LocalConversation {
             state,
             options,
             pause: Arc::new(AtomicBool::new(false)),
+            condense: Arc::new(AtomicBool::new(false)),
             inbox: Inbox::default(),
             resumed: resumable,
         };
@@ -157,6 +159,32 @@ impl LocalConversation {
     /// The conversation's secrets, to add more while it runs.
     pub fn redactor(&self) -> super::log::SharedRedactor {
         self.log.redactor()
+    }
+
+    /// A flag that, once set, makes a running conversation condense before its next step.
+    pub fn condense_handle(&self) -> Arc<AtomicBool> {
+        self.condense.clone()
+    }
+
+    /// Whether the agent has a condenser (that handles condensation requests).
+    pub fn handles_condensation(&self) -> bool {
+        self.agent.condenser().is_some()
+    }
+
+    /// Condenses the history of a conversation that is not running. `false` without a
+    /// condenser.
+    pub async fn condense_now(&mut self) -> Result<bool> {
+        let done = self
+            .agent
+            .condense_now(&mut self.log, &mut self.state.stats)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot condense the conversation: {e}"))?;
+        self.log.push(Event::state_update(
+            "stats",
+            serde_json::to_value(&self.state.stats)?,
+        ))?;
+        self.save_state()?;
+        Ok(done)
     }
 
     /// Where to put messages for a running conversation.
@@ -218,6 +246,12 @@ impl LocalConversation {
             if self.pause.load(Ordering::SeqCst) {
                 return RunEnd::Paused;
             }
+            if self.condense.swap(false, Ordering::SeqCst) {
+                let request = Event::new(Source::Environment, EventBody::CondensationRequest {});
+                if let Err(e) = self.log.push(request) {
+                    return RunEnd::Error(format!("cannot record an event: {e:#}"));
+                }
+            }
             if iterations >= self.options.max_iterations {
                 return RunEnd::MaxIterations(iterations);
             }
@@ -240,6 +274,7 @@ impl LocalConversation {
                 Ok(StepOutcome::Finished) => return RunEnd::Finished,
                 Ok(StepOutcome::Continue) => {}
                 Err(StepError::Llm(e)) => return RunEnd::Error(e.to_string()),
+                Err(StepError::Thrashing(reason)) => return RunEnd::Stuck(reason),
                 Err(e @ StepError::Store(_)) => return RunEnd::Error(e.to_string()),
             }
         }

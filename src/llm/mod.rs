@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod budget;
+pub mod context_window;
 pub mod metrics;
 pub mod openai;
 pub mod prices;

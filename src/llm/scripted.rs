@@ -21,6 +21,9 @@
 //! workspace path given at construction, so scripts can use absolute paths portably; without
 //! a workspace it stays as written.
 //!
+//! A request without tools (a condenser's summary call) is answered with a one-line summary and
+//! does not count as a step.
+//!
 //! Tool call ids are `call_<step>_<n>` (both counted from 1), response ids `scripted-<step>`.
 //! Usage is approximated as characters / 4 of the request (prompt) and of the produced content
 //! and arguments (completion), so demos show non-zero metrics; cost is zero (nothing is spent).
@@ -114,6 +117,9 @@ impl LlmClient for ScriptedModel {
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        if request.tools.is_empty() {
+            return Ok(summary_reply(request));
+        }
         let index = request
             .messages
             .iter()
@@ -128,6 +134,22 @@ impl LlmClient for ScriptedModel {
         };
         Ok(play(step, index + 1, request))
     }
+}
+
+/// A request without tools is a condenser's summary call: it gets a plain-text summary naming
+/// how much it summarized, and the script does not advance.
+fn summary_reply(request: &ChatRequest) -> ChatResponse {
+    let text = request
+        .messages
+        .last()
+        .and_then(|m| m.content.as_deref())
+        .unwrap_or("");
+    let events = text.matches("<EVENT ").count();
+    play(
+        &ScriptStep::Message(format!("USER_CONTEXT: scripted summary of {events} events")),
+        0,
+        request,
+    )
 }
 
 /// The response for step number `number` (from 1).

@@ -45,6 +45,7 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
         max_iterations: config.max_iterations,
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config
             .secrets
             .iter()

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::agent::condenser::Condenser;
 use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, ToolContext};
 use crate::agent::Agent;
@@ -332,12 +333,15 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
     let mut ctx = ToolContext::new(root);
     ctx.env_remove = config.env_remove.clone();
     let prices = config.llm.prices();
-    let agent = Agent::new(
-        llm,
+    let mut agent = Agent::new(
+        llm.clone(),
         default_tools(&ctx),
         system_prompt(workspace.working_dir()),
         prices,
     );
+    if let Some(condenser) = &config.condenser {
+        agent = agent.with_condenser(Condenser::new(llm, prices, condenser.clone()));
+    }
     let mut options = ConversationOptions::new(workspace.working_dir());
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());
@@ -430,11 +434,19 @@ fn run_result(
 ) -> RunResult {
     let stats = conversation.stats();
     let (total, cost) = stats.totals();
-    let usage = stats
-        .usage_to_metrics
-        .get("agent")
-        .map(|m| m.accumulated_token_usage.clone())
-        .unwrap_or_default();
+    // Every model the run used (the agent's and the condenser's summary calls), so the
+    // breakdown adds up to `total`.
+    let usage = stats.usage_to_metrics.values().fold(
+        crate::llm::metrics::TokenUsage::default(),
+        |mut sum, m| {
+            let u = &m.accumulated_token_usage;
+            sum.prompt_tokens += u.prompt_tokens;
+            sum.completion_tokens += u.completion_tokens;
+            sum.cache_read_tokens += u.cache_read_tokens;
+            sum.cache_write_tokens += u.cache_write_tokens;
+            sum
+        },
+    );
     let error = match end {
         RunEnd::Stuck(reason) => Some(format!("the agent got stuck: {reason}")),
         RunEnd::MaxIterations(n) => Some(format!(

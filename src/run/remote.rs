@@ -43,6 +43,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         max_iterations: config.max_iterations,
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config.secrets.clone(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;

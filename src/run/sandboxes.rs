@@ -200,6 +200,7 @@ async fn conversation(
         max_iterations: config.max_iterations,
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
         secrets: config
             .secrets
             .iter()

@@ -8,8 +8,11 @@ repo=$(cd "$here/../.." && pwd)
 shared=${SHARED_DIR:-$repo/../shared}
 peer_root=${PEER_ROOT:-/var/tmp/openhands-peer}
 [ -x "$peer_root/opt/oh/bin/python" ] || "$shared/peer/setup.sh"
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-bin=${CARGO_TARGET_DIR:-$repo/target}/release/sandcrab
+# SANDCRAB_BIN: a binary already built (skips the release build).
+if [ -z "${SANDCRAB_BIN:-}" ]; then
+  cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
+fi
+bin=${SANDCRAB_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/sandcrab}
 
 work=$(mktemp -d /tmp/sandcrab-compat-XXXXXX)
 pids=()

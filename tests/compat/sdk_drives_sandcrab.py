@@ -1,6 +1,7 @@
 """The OpenHands Python SDK (1.58.2) driving `sandcrab serve`: RemoteWorkspace's
-execute_command / file_upload / file_download / git_changes / git_diff, and a RemoteConversation
-run with the shared scripted model. Runs inside the peer chroot (shared/peer/run.sh); the
+execute_command / file_upload / file_download / git_changes / git_diff, a RemoteConversation
+run with the shared scripted model, and one with the SDK's LLMSummarizingCondenser whose forced
+condensation (`POST .../condense`) the SDK must parse. Runs inside the peer chroot (shared/peer/run.sh); the
 server runs on the host, reachable on the shared loopback.
 
   python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR
@@ -74,6 +75,39 @@ check("RemoteConversation events", len(terminal) == 3 and actions[-1].tool_name 
 observations = [e for e in events if type(e).__name__ == "ObservationEvent"]
 check("observations parsed as TerminalObservation",
       any("step-2" in str(o.observation) for o in observations), repr(observations[-1:]))
+conv.close()
+
+# Condensation: the SDK's own LLMSummarizingCondenser in the agent JSON, a forced condensation
+# over REST, and sandcrab's CondensationRequest / Condensation events parsed by the SDK.
+from openhands.sdk.context.condenser import LLMSummarizingCondenser
+
+condenser = LLMSummarizingCondenser(llm=llm.model_copy(update={"usage_id": "condenser"}),
+                                    max_size=80, keep_first=4)
+agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name)], condenser=condenser)
+conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+conv.send_message("run the script")
+conv.run()
+if hasattr(conv, "condense"):
+    conv.condense()
+else:
+    import httpx
+    httpx.post(f"{server}/api/conversations/{conv.id}/condense",
+               headers={"X-Session-API-Key": key}).raise_for_status()
+import time
+deadline = time.time() + 10
+while time.time() < deadline:
+    kinds = [type(e).__name__ for e in conv.state.events]
+    if "Condensation" in kinds:
+        break
+    time.sleep(0.1)
+events = list(conv.state.events)
+kinds = [type(e).__name__ for e in events]
+check("CondensationRequest parsed", "CondensationRequest" in kinds, repr(kinds))
+condensations = [e for e in events if type(e).__name__ == "Condensation"]
+check("Condensation parsed with its fields",
+      len(condensations) == 1 and condensations[0].summary and condensations[0].summary_offset == 4
+      and len(condensations[0].forgotten_event_ids) > 0 and condensations[0].llm_response_id,
+      repr(condensations))
 conv.close()
 
 print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")

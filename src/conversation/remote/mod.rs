@@ -25,7 +25,7 @@
 //!   agreeing answers). The server sends `ConversationErrorEvent` just after the `error`
 //!   status, so we wait briefly for trailing events before mapping the end.
 //!
-//! Events of kinds our `Event` lacks (`TokenEvent`, `Condensation`, ...) and `full_state`
+//! Events of kinds our `Event` lacks (`TokenEvent`, ...) and `full_state`
 //! snapshots are kept out of `events()`; every stored event is redacted first.
 //!
 //! This module owns the `RemoteConversation` type, its creation (create or attach) and its

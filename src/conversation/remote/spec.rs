@@ -4,6 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::agent::condenser::CondenserConfig;
+
 /// The tools an agent gets unless told otherwise.
 pub const DEFAULT_TOOLS: [&str; 3] = ["TerminalTool", "FileEditorTool", "TaskTrackerTool"];
 
@@ -92,6 +94,8 @@ pub struct RemoteOptions {
     pub secrets: Vec<String>,
     /// Sent as `max_budget_per_run` (OpenHands ignores it; sandcrab's server enforces it).
     pub max_budget_usd: Option<f64>,
+    /// Context condensation of the server's agent (`agent.condenser`); `None`: none.
+    pub condenser: Option<CondenserConfig>,
 }
 
 impl Default for RemoteOptions {
@@ -102,6 +106,7 @@ impl Default for RemoteOptions {
             stuck_detection: true,
             secrets: Vec::new(),
             max_budget_usd: None,
+            condenser: None,
         }
     }
 }
@@ -113,8 +118,17 @@ pub(super) fn create_body(
     options: &RemoteOptions,
     working_dir: &str,
 ) -> Value {
+    let mut agent = spec.to_json();
+    if let Some(condenser) = &options.condenser {
+        // OpenHands' shape: the condenser's own copy of the agent's LLM, usage id `condenser`;
+        // the window travels as the LLM's `max_input_tokens`.
+        agent["llm"]["max_input_tokens"] = json!(condenser.context_window);
+        let mut llm = agent["llm"].clone();
+        llm["usage_id"] = json!("condenser");
+        agent["condenser"] = condenser.to_openhands_json(llm);
+    }
     let mut body = json!({
-        "agent": spec.to_json(),
+        "agent": agent,
         "workspace": {"kind": "LocalWorkspace", "working_dir": working_dir},
         "max_iterations": options.max_iterations,
         "stuck_detection": options.stuck_detection,
@@ -150,5 +164,24 @@ mod tests {
         assert_eq!(agent["llm"]["base_url"], "http://llm/v1");
         assert!(agent["llm"].get("api_key").is_none());
         assert_eq!(agent["tools"][0]["name"], "terminal");
+    }
+
+    #[test]
+    fn create_body_carries_the_condenser_in_openhands_shape() {
+        let spec = RemoteAgentSpec::new("anthropic/claude-sonnet-4-5");
+        let options = RemoteOptions {
+            condenser: Some(CondenserConfig::new(60_000)),
+            ..RemoteOptions::default()
+        };
+        let body = create_body(&spec, &options, "/workspace");
+        let condenser = &body["agent"]["condenser"];
+        assert_eq!(condenser["kind"], "LLMSummarizingCondenser");
+        assert_eq!(condenser["max_size"], 80);
+        assert_eq!(condenser["keep_first"], 4);
+        assert_eq!(condenser["llm"]["usage_id"], "condenser");
+        assert_eq!(condenser["llm"]["model"], "anthropic/claude-sonnet-4-5");
+        assert_eq!(body["agent"]["llm"]["max_input_tokens"], 60_000);
+        let none = create_body(&spec, &RemoteOptions::default(), "/w");
+        assert!(none["agent"].get("condenser").is_none());
     }
 }

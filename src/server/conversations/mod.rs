@@ -1,5 +1,5 @@
 //! `/api/conversations`: create, get, search, delete, send a message, run, pause, final
-//! response, secrets, and the event search — OpenHands' paths, fields and status codes.
+//! response, secrets, condense, and the event search — OpenHands' paths, fields and status codes.
 
 pub mod service;
 pub mod spec;
@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             get(final_response),
         )
         .route("/conversations/{id}/secrets", post(update_secrets))
+        .route("/conversations/{id}/condense", post(condense))
 }
 
 fn success() -> Json<Value> {
@@ -238,6 +239,11 @@ async fn run(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult
 
 async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     find(&state, &id)?.pause().await?;
+    Ok(success())
+}
+
+async fn condense(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    find(&state, &id)?.condense().await?;
     Ok(success())
 }
 

@@ -45,6 +45,8 @@ pub struct Handle {
     view: Arc<RwLock<View>>,
     version: watch::Sender<u64>,
     pause: Arc<AtomicBool>,
+    condense: Arc<AtomicBool>,
+    condenses: bool,
     inbox: Inbox,
     redactor: SharedRedactor,
     running: AtomicBool,
@@ -71,6 +73,8 @@ impl Handle {
             id: conversation.id().to_string(),
             created_at: conversation.state().created_at.clone(),
             pause: conversation.pause_handle(),
+            condense: conversation.condense_handle(),
+            condenses: conversation.handles_condensation(),
             inbox: conversation.inbox(),
             redactor: conversation.redactor(),
             conversation: Mutex::new(conversation),
@@ -186,6 +190,27 @@ impl Handle {
         }
         if let Ok(mut conversation) = self.conversation.try_lock() {
             conversation.pause_idle()?;
+        }
+        Ok(())
+    }
+
+    /// Forces a condensation (`POST .../condense`): at once when idle, before the next step
+    /// when running; 409 when the agent has no condenser.
+    pub async fn condense(&self) -> Result<(), ApiError> {
+        if !self.condenses {
+            return Err(ApiError::conflict(
+                "the agent has no condenser that handles requests",
+            ));
+        }
+        if self.is_running() {
+            self.condense.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        match self.conversation.try_lock() {
+            Ok(mut conversation) => {
+                conversation.condense_now().await?;
+            }
+            Err(_) => self.condense.store(true, Ordering::SeqCst),
         }
         Ok(())
     }

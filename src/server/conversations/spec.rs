@@ -9,10 +9,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent::condenser::{Condenser, CondenserConfig};
 use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, Tool, ToolContext};
 use crate::agent::Agent;
 use crate::conversation::event::text_of;
+use crate::llm::context_window::window_for;
 use crate::llm::{build_client_for_workspace, LlmConfig};
 
 /// The fields of OpenHands' `StartConversationRequest` we use; the rest are kept as sent.
@@ -93,19 +95,69 @@ impl StartRequest {
         let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
         let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
-        Ok(Agent::new(client, tools, prompt, prices))
+        let agent = Agent::new(client, tools, prompt, prices);
+        let Some((config, condenser_llm)) = condenser_config(&self.agent)? else {
+            return Ok(agent);
+        };
+        let llm = match condenser_llm {
+            Some(llm) => llm_config(llm)?,
+            None => llm,
+        };
+        let client =
+            build_client_for_workspace(&llm, Some(working_dir)).map_err(|e| e.to_string())?;
+        let prices = llm.prices();
+        Ok(agent.with_condenser(Condenser::new(client, prices, config)))
     }
 
     /// The agent JSON for responses, with the API key masked as pydantic masks secrets.
     pub fn masked_agent(&self) -> Value {
         let mut agent = self.agent.clone();
-        if let Some(key) = agent.pointer_mut("/llm/api_key") {
-            if !key.is_null() {
-                *key = Value::String("**********".into());
+        for pointer in ["/llm/api_key", "/condenser/llm/api_key"] {
+            if let Some(key) = agent.pointer_mut(pointer) {
+                if !key.is_null() {
+                    *key = Value::String("**********".into());
+                }
             }
         }
         agent
     }
+}
+
+/// `agent.condenser` as OpenHands sends it: `LLMSummarizingCondenser` (its class defaults for
+/// fields left out: max_size 240, keep_first 2), `NoOpCondenser` or none, or a
+/// `PipelineCondenser` holding one. The window is the agent LLM's `max_input_tokens`, else the
+/// model's. Returns the config and the condenser's own `llm`, if it has one.
+fn condenser_config(agent: &Value) -> Result<Option<(CondenserConfig, Option<&Value>)>, String> {
+    let mut condenser = &agent["condenser"];
+    if condenser["kind"] == "PipelineCondenser" {
+        let inner = condenser["condensers"].as_array().into_iter().flatten();
+        condenser = inner
+            .into_iter()
+            .find(|c| c["kind"] == "LLMSummarizingCondenser")
+            .unwrap_or(&Value::Null);
+    }
+    match condenser["kind"].as_str() {
+        None | Some("NoOpCondenser") => return Ok(None),
+        Some("LLMSummarizingCondenser") => {}
+        Some(other) => return Err(format!("agent.condenser kind '{other}' is not supported: use LLMSummarizingCondenser or NoOpCondenser")),
+    }
+    let model = agent["llm"]["model"].as_str().unwrap_or_default();
+    let window = window_for(model, agent["llm"]["max_input_tokens"].as_u64());
+    let mut config = CondenserConfig::new(window);
+    let field = |name: &str| condenser[name].as_u64();
+    config.max_size = field("max_size").map_or(240, |n| n as usize);
+    config.keep_first = field("keep_first").map_or(2, |n| n as usize);
+    config.max_tokens = field("max_tokens");
+    if let Some(p) = condenser["minimum_progress"].as_f64() {
+        config.minimum_progress = p;
+    }
+    config
+        .validate()
+        .map_err(|e| format!("agent.condenser: {e}"))?;
+    let llm = condenser
+        .get("llm")
+        .filter(|l| l.is_object() && !l["model"].is_null());
+    Ok(Some((config, llm)))
 }
 
 pub fn secret_values(secrets: &BTreeMap<String, Value>) -> Vec<(String, String)> {
@@ -211,6 +263,30 @@ mod tests {
                 .unwrap();
         assert_eq!((with_url.model.as_str(), with_url.api_key), ("m", None));
         assert!(llm_config(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_condenser_comes_from_the_agent_json() {
+        let agent = json!({"llm": {"model": "claude-x", "max_input_tokens": 60000},
+            "condenser": {"kind": "LLMSummarizingCondenser", "llm": {"model": "gpt-4o"},
+                          "max_size": 80, "keep_first": 4}});
+        let (config, llm) = condenser_config(&agent).unwrap().unwrap();
+        assert_eq!((config.max_size, config.keep_first), (80, 4));
+        assert_eq!(config.context_window, 60_000);
+        assert_eq!(llm.unwrap()["model"], "gpt-4o");
+        let defaults = json!({"llm": {"model": "claude-x"},
+            "condenser": {"kind": "LLMSummarizingCondenser", "llm": {}}});
+        let (config, llm) = condenser_config(&defaults).unwrap().unwrap();
+        assert_eq!(
+            (config.max_size, config.keep_first, config.context_window),
+            (240, 2, 200_000)
+        );
+        assert!(llm.is_none());
+        assert!(condenser_config(&json!({"llm": {}})).unwrap().is_none());
+        let noop = json!({"condenser": {"kind": "NoOpCondenser"}});
+        assert!(condenser_config(&noop).unwrap().is_none());
+        let bad = json!({"condenser": {"kind": "LLMSummarizingCondenser", "max_size": 4}});
+        assert!(condenser_config(&bad).is_err());
     }
 
     #[test]
