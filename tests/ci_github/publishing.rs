@@ -350,7 +350,7 @@ fn a_same_size_edit_right_after_the_clone_is_in_the_patch() {
         let ws = LocalWorkspace::new(repo.path()).unwrap();
         let base = rt.block_on(wgit::workspace_base(&ws)).unwrap().unwrap();
         std::fs::write(repo.path().join("f.txt"), "a - b\n").unwrap();
-        let patch = rt.block_on(wgit::workspace_patch(&ws, &base)).unwrap();
+        let patch = rt.block_on(wgit::workspace_patch(&ws, &base, &[])).unwrap();
         assert!(patch.contains("+a - b"), "{patch:?}");
     }
 }
