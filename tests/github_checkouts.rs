@@ -268,7 +268,8 @@ fn review_at_depth(depth: u32) {
         v["pull_request"]["base"]["sha"] = base.into();
     });
     let findings = serde_json::json!({"summary": "One note.", "comments": [
-        {"path": PR_FILE, "line": 1, "body": "Say what it is for."}]});
+        {"path": PR_FILE, "line": 1, "body": "Say what it is for."},
+        {"path": "README.md", "line": 1, "body": "Not in this PR's diff."}]});
     let script = format!(
         "- tool: terminal\n  args: {{command: \"git diff --stat {mb} HEAD\"}}\n\
          - tool: finish\n  args:\n    message: {msg}\n",
@@ -280,9 +281,15 @@ fn review_at_depth(depth: u32) {
     assert!(job.gh.pushes().is_empty(), "a review pushes nothing");
     let trajectory =
         std::fs::read_to_string(job.checkout.path().join("sandcrab-out/trajectory.jsonl")).unwrap();
+    let prompt = trajectory
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "MessageEvent" && e["source"] == "user")
+        .expect("the prompt")
+        .to_string();
     assert!(
-        trajectory.contains(&job.merge_base),
-        "the prompt names the merge base"
+        prompt.contains(&job.merge_base),
+        "the prompt names the merge base: {prompt}"
     );
     assert!(
         trajectory.contains(&format!("{PR_FILE} | 1 +")),
@@ -296,8 +303,16 @@ fn review_at_depth(depth: u32) {
         .collect();
     assert_eq!(reviews.len(), 1, "{reviews:?}\n{}", r.stderr);
     assert_eq!(reviews[0]["status"], 200);
-    assert_eq!(reviews[0]["body"]["comments"][0]["path"], PR_FILE);
-    assert_eq!(reviews[0]["body"]["comments"][0]["line"], 1);
+    let posted = &reviews[0]["body"];
+    assert_eq!(
+        posted["comments"],
+        serde_json::json!([{"path": PR_FILE, "line": 1, "body": "Say what it is for."}]),
+        "only lines of the PR's diff get inline comments"
+    );
+    assert!(
+        posted["body"].as_str().unwrap().contains("README.md"),
+        "the other comment is in the body: {posted}"
+    );
 }
 
 #[test]
