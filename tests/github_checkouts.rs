@@ -96,6 +96,10 @@ impl Job {
 
     /// `sandcrab run` as the container action runs it, outputs at the default `sandcrab-out`.
     fn run(&self, event_name: &str, script: &str) -> Run {
+        self.run_with(event_name, script, &[])
+    }
+
+    fn run_with(&self, event_name: &str, script: &str, extra: &[(&str, &str)]) -> Run {
         let script_path = self.tmp.path().join("script.yaml");
         std::fs::write(&script_path, script).unwrap();
         let mut cmd = sandcrab();
@@ -121,6 +125,7 @@ impl Job {
             .env("INPUT_LLM-API-KEY", LLM_KEY)
             .env("INPUT_WORKSPACE", "local")
             .env("INPUT_MODEL", format!("scripted:{}", script_path.display()));
+        cmd.envs(extra.iter().copied());
         run(&mut cmd)
     }
 
@@ -323,4 +328,41 @@ fn a_review_at_depth_1_sees_the_prs_diff() {
 #[test]
 fn a_review_with_full_history_sees_the_prs_diff() {
     review_at_depth(0);
+}
+
+#[test]
+fn a_fork_pr_is_worked_on_at_its_head_and_never_pushed() {
+    let Some(job) = Job::start(Ref::Merge(2), 1, false) else {
+        return;
+    };
+    let head = job.gh.git(&["rev-parse", "changes"]).trim().to_string();
+    job.event("pull_request.opened", |v| {
+        v["pull_request"]["head"]["sha"] = head.clone().into();
+        v["pull_request"]["head"]["repo"]["full_name"] = "someone/Hello-World".into();
+    });
+    let r = job.run_with(
+        "pull_request",
+        &format!(
+            "- tool: terminal\n  args: {{command: \"cat README.md\"}}\n{}",
+            edit_pr_file()
+        ),
+        &[("INPUT_MODE", "resolve")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(job.gh.pushes().is_empty(), "nothing is pushed to a fork");
+    let patch =
+        std::fs::read_to_string(job.checkout.path().join("sandcrab-out/changes.patch")).unwrap();
+    assert!(
+        patch.contains("+fixed on the pull request's branch"),
+        "the agent worked on the PR's head: {patch}"
+    );
+    // The merge commit actions/checkout left has master's newer README; the head has not.
+    let trajectory =
+        std::fs::read_to_string(job.checkout.path().join("sandcrab-out/trajectory.jsonl")).unwrap();
+    assert!(
+        trajectory.contains("hello\\n") && !trajectory.contains("hello again"),
+        "the agent saw the head's README, not the merge commit's"
+    );
+    let last = job.comment_bodies().pop().unwrap();
+    assert!(last.contains("comes from a fork"), "{last}");
 }
