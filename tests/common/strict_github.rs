@@ -82,7 +82,7 @@ impl StrictGithub {
             cmd.args(["--perm", p]);
         }
         let child = cmd.spawn().unwrap();
-        let fake = StrictGithub {
+        let mut fake = StrictGithub {
             child,
             port,
             root,
@@ -92,20 +92,18 @@ impl StrictGithub {
         Some(fake)
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let url = format!("{}/_fake/ready", self.server_url());
         while Instant::now() < deadline {
-            let ok = Command::new("curl")
-                .args(["-sf", "-o", "/dev/null", &url])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the fake GitHub exited ({status}) before it was ready");
+            }
+            if answers_ready(self.port) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("the fake GitHub did not get ready at {url}");
+        panic!("the fake GitHub did not get ready on port {}", self.port);
     }
 
     /// `GITHUB_SERVER_URL` (git lives at `{server}/OWNER/NAME.git`).
@@ -181,6 +179,20 @@ impl Drop for StrictGithub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `GET /_fake/ready` answers 200 (plain HTTP/1.0 over a socket: no host program).
+fn answers_ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = "GET /_fake/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut answer = String::new();
+    socket.write_all(request.as_bytes()).is_ok()
+        && socket.read_to_string(&mut answer).is_ok()
+        && answer.split(' ').nth(1) == Some("200")
 }
 
 fn free_port() -> u16 {
