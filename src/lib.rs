@@ -15,5 +15,6 @@ pub mod llm;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod runner_git;
 pub mod server;
 pub mod workspace;

@@ -60,7 +60,7 @@ async fn the_sandbox_sees_no_git_credentials() {
         );
     }
     assert!(
-        out.stdout.contains("url = https://github.com/o/r"),
+        out.stdout.contains("url = \"https://github.com/o/r\""),
         "{}",
         out.stdout
     );

@@ -82,6 +82,7 @@ fn docker_options(config: &RunConfig) -> Result<DockerOptions> {
         pids_limit: d.pids_limit,
         network_mode: d.network.clone(),
         docker_host: config.docker_host.clone(),
+        exclude: super::outputs_in_repo(config),
     })
 }
 

@@ -6,7 +6,7 @@ mod docker;
 mod remote;
 mod sandboxes;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,7 +178,7 @@ async fn report_run(
 ) -> Result<(RunResult, String)> {
     let started = Instant::now();
     let conversation = session.conversation.as_ref();
-    let patch = patch(session.workspace.as_ref(), base).await;
+    let patch = patch(session.workspace.as_ref(), base, &outputs_in_repo(config)).await;
     let mut result = run_result(
         conversation,
         end,
@@ -371,8 +371,17 @@ fn should_send_prompt(conversation: &dyn Conversation, prompt: &str) -> bool {
         && conversation.last_user_message().as_deref() != Some(prompt)
 }
 
+/// sandcrab's outputs (`--out`, `--persistence-dir`) that lie inside the repository, relative
+/// to it: never copied into a sandbox, never in the patch (so never committed or pushed).
+pub(crate) fn outputs_in_repo(config: &RunConfig) -> Vec<PathBuf> {
+    crate::workspace::snapshot::outputs_inside(
+        &config.repo_dir,
+        &[&config.out_dir, &config.persistence_dir],
+    )
+}
+
 /// The patch of the run; empty (with a warning) outside a git repository or when git fails.
-async fn patch(workspace: &dyn Workspace, base: Option<&str>) -> String {
+async fn patch(workspace: &dyn Workspace, base: Option<&str>, exclude: &[PathBuf]) -> String {
     let Some(base) = base else {
         eprintln!(
             "sandcrab: warning: {} is not in a git repository; changes.patch will be empty",
@@ -380,7 +389,7 @@ async fn patch(workspace: &dyn Workspace, base: Option<&str>) -> String {
         );
         return String::new();
     };
-    match git::workspace_patch(workspace, base).await {
+    match git::workspace_patch(workspace, base, exclude).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sandcrab: warning: {e}");

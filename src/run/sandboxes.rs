@@ -81,6 +81,7 @@ async fn open_cloud(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSessio
     opts.keep_alive = s.cloud_keep_alive;
     opts.start_timeout = Duration::from_secs(s.cloud_start_timeout);
     opts.workdir = config.sandbox_workdir.clone();
+    opts.exclude = super::outputs_in_repo(config);
     let repo = opts.sandbox_id.is_none().then_some(repo_dir);
     eprintln!(
         "sandcrab: starting an OpenHands Cloud sandbox at {} …",
@@ -125,6 +126,7 @@ async fn open_runtime_api(config: &RunConfig, repo_dir: &Path) -> Result<Sandbox
     opts.pause_on_close = s.runtime_api_pause_on_close;
     opts.start_timeout = Duration::from_secs(s.runtime_api_start_timeout);
     opts.workdir = config.sandbox_workdir.clone();
+    opts.exclude = super::outputs_in_repo(config);
     eprintln!(
         "sandcrab: starting (or resuming) runtime session {} …",
         opts.session_id
@@ -167,6 +169,7 @@ async fn open_apptainer(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSe
     opts.gpu = s.apptainer_gpu;
     opts.env = config.forward_env.clone();
     opts.workdir = config.sandbox_workdir.clone();
+    opts.exclude = super::outputs_in_repo(config);
     eprintln!("sandcrab: starting an Apptainer container …");
     let ws = ApptainerWorkspace::start(opts, Some(repo_dir))
         .await

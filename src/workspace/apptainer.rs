@@ -63,6 +63,8 @@ pub struct ApptainerOptions {
     pub fakeroot: bool,
     pub gpu: bool,
     pub start_timeout: Duration,
+    /// Paths inside the repository that stay out of the sandbox (sandcrab's outputs).
+    pub exclude: Vec<PathBuf>,
 }
 
 impl ApptainerOptions {
@@ -78,6 +80,7 @@ impl ApptainerOptions {
             fakeroot: false,
             gpu: false,
             start_timeout: Duration::from_secs(120),
+            exclude: Vec::new(),
         }
     }
 }
@@ -106,7 +109,8 @@ impl ApptainerWorkspace {
         .await?;
         let scratch = blocking({
             let repo = repo.map(Path::to_path_buf);
-            move || make_scratch(repo.as_deref())
+            let exclude = opts.exclude.clone();
+            move || make_scratch(repo.as_deref(), &exclude)
         })
         .await?;
         let key = uuid::Uuid::new_v4().simple().to_string();
@@ -276,9 +280,9 @@ fn not_found(program: &Path, e: std::io::Error) -> WorkspaceError {
     ))
 }
 
-/// A private (0700) scratch directory with `workspace/` (holding a copy of `repo`),
+/// A private (0700) scratch directory with `workspace/` (holding the snapshot of `repo`),
 /// `conversations/` and nothing else yet.
-fn make_scratch(repo: Option<&Path>) -> Result<PathBuf, WorkspaceError> {
+fn make_scratch(repo: Option<&Path>, exclude: &[PathBuf]) -> Result<PathBuf, WorkspaceError> {
     let scratch = std::env::temp_dir().join(format!(
         "sandcrab-apptainer-{}",
         uuid::Uuid::new_v4().simple()
@@ -288,21 +292,28 @@ fn make_scratch(repo: Option<&Path>) -> Result<PathBuf, WorkspaceError> {
     let workspace = scratch.join("workspace");
     std::fs::create_dir(&workspace)?;
     if let Some(repo) = repo {
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(repo.join("."))
-            .arg(&workspace)
-            .output()?;
-        if !out.status.success() {
+        if let Err(e) = copy_snapshot(repo, &workspace, exclude) {
             let _ = std::fs::remove_dir_all(&scratch);
             return Err(WorkspaceError::Other(format!(
-                "apptainer: cannot copy {} into the sandbox: {}",
-                repo.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                "apptainer: cannot copy {} into the sandbox: {e}",
+                repo.display()
             )));
         }
     }
     Ok(scratch)
+}
+
+/// The repository's snapshot (see `snapshot`) unpacked at `dest`, modes and links kept.
+fn copy_snapshot(repo: &Path, dest: &Path, exclude: &[PathBuf]) -> std::io::Result<()> {
+    let tar = dest.with_extension("snapshot.tar");
+    let written = super::snapshot::write_tar_file(repo, &tar, exclude).and_then(|()| {
+        let mut archive = tar::Archive::new(std::fs::File::open(&tar)?);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.unpack(dest)
+    });
+    let _ = std::fs::remove_file(&tar);
+    written
 }
 
 /// The `apptainer exec` arguments (after the program name).

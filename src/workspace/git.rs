@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde::{Deserialize, Serialize};
-use tokio::process::Command;
 
 use super::{ExecRequest, Workspace, WorkspaceError};
 
@@ -38,10 +37,8 @@ pub struct GitDiff {
 }
 
 async fn git(dir: &Path, args: &[&str]) -> Result<Output, WorkspaceError> {
-    Command::new("git")
+    crate::runner_git::tokio_command(dir)
         .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .await
         .map_err(|e| WorkspaceError::Git(format!("cannot run git: {e}; is git installed?")))
@@ -293,34 +290,61 @@ pub async fn workspace_base(ws: &dyn Workspace) -> Result<Option<String>, Worksp
 /// arrive replaced by U+FFFD and the patch would no longer apply. When the text holds U+FFFD,
 /// the patch is made again with every file as a git binary patch (base85, plain ASCII), which
 /// applies byte for byte.
-pub async fn workspace_patch(ws: &dyn Workspace, base: &str) -> Result<String, WorkspaceError> {
+///
+/// `exclude` (paths relative to the working directory: sandcrab's outputs) never enters the
+/// patch. Git runs with the repository's hooks, fsmonitor, filters, external diff and textconv
+/// switched off (see `runner_git`): in a Local workspace this script runs on the runner.
+pub async fn workspace_patch(
+    ws: &dyn Workspace,
+    base: &str,
+    exclude: &[PathBuf],
+) -> Result<String, WorkspaceError> {
     if !base.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(WorkspaceError::Git(format!("'{base}' is not a commit id")));
     }
-    let patch = patch_with(ws, base, false).await?;
+    let pathspec = patch_pathspec(exclude);
+    let patch = patch_with(ws, base, false, &pathspec).await?;
     if !patch.contains('\u{FFFD}') {
         return Ok(patch);
     }
-    patch_with(ws, base, true).await
+    patch_with(ws, base, true, &pathspec).await
 }
 
-/// Runs the patch script; `all_binary` marks every path `binary` through a scratch
-/// `core.attributesFile`.
+/// `. ':(exclude)PATH'...`, shell-quoted.
+fn patch_pathspec(exclude: &[PathBuf]) -> String {
+    let mut spec = String::from(".");
+    for path in exclude {
+        let quoted = super::remote::shell_quote(&format!(":(exclude){}", path.display()));
+        spec.push(' ');
+        spec.push_str(&quoted);
+    }
+    spec
+}
+
+/// Runs the patch script; `all_binary` marks every path `binary` for the diff through a
+/// scratch `core.attributesFile`.
 async fn patch_with(
     ws: &dyn Workspace,
     base: &str,
     all_binary: bool,
+    pathspec: &str,
 ) -> Result<String, WorkspaceError> {
+    let safe = crate::runner_git::shell_config_args();
+    let no_ext = crate::runner_git::DIFF_SAFE.join(" ");
     let attrs = if all_binary {
         "attrs=$(mktemp \"${TMPDIR:-/tmp}/sandcrab-attrs.XXXXXX\"); echo '* binary' > \"$attrs\"; \
-         set -- -c core.attributesFile=\"$attrs\"; "
+         bin=\"-c core.attributesFile=$attrs\"; "
     } else {
-        "attrs=; set --; "
+        "attrs=; bin=; "
     };
+    // Every filter driver the config names is emptied (a newline-split, glob-free list).
+    let filters = "set -f; nl='\n'; ifs=$IFS; IFS=$nl; \
+         for k in $(git config --name-only --get-regexp '^filter\\.' 2>/dev/null); do set -- \"$@\" -c \"$k=\"; done; \
+         IFS=$ifs; set +f; ";
     let script = format!(
-        "set -e; {attrs}idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
+        "set -e; set -- {safe}; {attrs}{filters}idx=$(git rev-parse --git-path index); tmp=$(mktemp \"${{TMPDIR:-/tmp}}/sandcrab-index.XXXXXX\"); \
          trap 'rm -f \"$tmp\" $attrs' EXIT; if [ -f \"$idx\" ]; then cp -p \"$idx\" \"$tmp\"; else rm -f \"$tmp\"; fi; \
-         GIT_INDEX_FILE=\"$tmp\" git add -A -- .; GIT_INDEX_FILE=\"$tmp\" git \"$@\" diff --cached --binary --no-color {base} -- ."
+         GIT_INDEX_FILE=\"$tmp\" git \"$@\" add -A -- {pathspec}; GIT_INDEX_FILE=\"$tmp\" git \"$@\" $bin diff --cached --binary --no-color {no_ext} {base} -- {pathspec}"
     );
     let out = ws
         .execute(ExecRequest::new(script).timeout(std::time::Duration::from_secs(300)))

@@ -15,8 +15,10 @@ use super::{
     Workspace, WorkspaceError, WorkspaceKind,
 };
 
-/// Variables never passed to commands: the agent-server's own key.
-const SANITIZED_ENV: &[&str] = &["SESSION_API_KEY"];
+/// Variables never passed to commands: every secret of the runner (the agent-server's own key,
+/// the model key, CI tokens), so neither the agent's commands nor the patch script (with
+/// whatever hooks or filters the agent planted) can read them.
+const SANITIZED_ENV: &[&str] = crate::config::SECRET_ENV_NAMES;
 
 pub struct LocalWorkspace {
     root: PathBuf,

@@ -15,6 +15,7 @@ pub mod remote;
 pub mod repo_upload;
 pub mod runtime_api;
 pub mod server_api;
+pub mod snapshot;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,23 +1,29 @@
-//! Copying a repository into a sandbox that has no archive API (Cloud, Runtime API,
-//! Apptainer): the tree (`.git` included, symlinks kept as links) becomes one tar, uploaded
+//! Copying a repository into a sandbox that has no archive API (Cloud, Runtime API): the
+//! repository's snapshot (`snapshot`: `.git` included with allowlisted configs, sandcrab's
+//! outputs left out, symlinks kept as links) becomes one tar, uploaded
 //! through the agent-server's `POST /api/file/upload` to a scratch path and unpacked into the
 //! working directory by a shell command (`tar -x -o`, so the sandbox user owns the files),
 //! which then deletes the tar. Needs `sh` and `tar` in the sandbox image.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::remote::shell_quote;
+use super::snapshot;
 use super::{ExecRequest, RemoteWorkspace, Workspace, WorkspaceError};
 
 /// How long unpacking may take.
 const UNPACK_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Puts the tree at `repo` into the sandbox at its working directory.
-pub async fn upload_repo(remote: &RemoteWorkspace, repo: &Path) -> Result<(), WorkspaceError> {
+pub async fn upload_repo(
+    remote: &RemoteWorkspace,
+    repo: &Path,
+    exclude: &[PathBuf],
+) -> Result<(), WorkspaceError> {
     let local = tempfile_path();
-    let (root, tar_at) = (repo.to_path_buf(), local.clone());
-    tokio::task::spawn_blocking(move || write_tar(&root, &tar_at))
+    let (root, tar_at, exclude) = (repo.to_path_buf(), local.clone(), exclude.to_vec());
+    tokio::task::spawn_blocking(move || snapshot::write_tar_file(&root, &tar_at, &exclude))
         .await
         .map_err(|e| WorkspaceError::Other(e.to_string()))?
         .map_err(|e| WorkspaceError::Other(format!("cannot archive {}: {e}", repo.display())))?;
@@ -56,16 +62,6 @@ fn tempfile_path() -> std::path::PathBuf {
     ))
 }
 
-/// The tree at `root` as a tar file at `dest`, names relative to `root`.
-fn write_tar(root: &Path, dest: &Path) -> std::io::Result<()> {
-    let file = std::fs::File::create(dest)?;
-    let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-    tar.follow_symlinks(false);
-    tar.append_dir_all(".", root)?;
-    tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,7 +73,7 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "a").unwrap();
         std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
         let out = dir.path().join("../out.tar");
-        write_tar(dir.path(), &out).unwrap();
+        snapshot::write_tar_file(dir.path(), &out, &[]).unwrap();
         let mut names = Vec::new();
         let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
         for entry in archive.entries().unwrap() {

@@ -51,6 +51,8 @@ pub struct RuntimeApiOptions {
     pub keep_alive: bool,
     pub start_timeout: Duration,
     pub workdir: String,
+    /// Paths inside the repository that stay out of the sandbox (sandcrab's outputs).
+    pub exclude: Vec<std::path::PathBuf>,
 }
 
 impl RuntimeApiOptions {
@@ -73,6 +75,7 @@ impl RuntimeApiOptions {
             keep_alive: false,
             start_timeout: Duration::from_secs(300),
             workdir: "/workspace".into(),
+            exclude: Vec::new(),
         }
     }
 
@@ -159,7 +162,9 @@ impl RuntimeApiWorkspace {
         let booted = async {
             wait_ready(&ws.api, &ws.session_id, &ws.remote, ws.start_timeout).await?;
             match repo {
-                Some(repo) if !attached => repo_upload::upload_repo(&ws.remote, repo).await,
+                Some(repo) if !attached => {
+                    repo_upload::upload_repo(&ws.remote, repo, &opts.exclude).await
+                }
                 _ => Ok(()),
             }
         }

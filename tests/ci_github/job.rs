@@ -32,6 +32,30 @@ impl Job {
             origin.path(),
             &["clone", "-q", "--bare", seed.path().to_str().unwrap(), "."],
         );
+        // The fixtures' PR #2: base `master`, head `changes` (a commit that touches
+        // calc.sh), kept at refs/pull/2/head as GitHub does.
+        let s = seed.path();
+        git(s, &["branch", "master"]);
+        git(s, &["checkout", "-q", "-b", "changes"]);
+        let calc = std::fs::read_to_string(s.join("calc.sh")).unwrap();
+        let calc = calc.replacen("op=$1", "# usage: calc.sh add 1 2\nop=$1", 1);
+        std::fs::write(s.join("calc.sh"), calc).unwrap();
+        git(s, &["commit", "-q", "-am", "document usage"]);
+        git(s, &["checkout", "-q", "main"]);
+        git(
+            origin.path(),
+            &[
+                "fetch",
+                "-q",
+                s.to_str().unwrap(),
+                "master:master",
+                "changes:changes",
+            ],
+        );
+        git(
+            origin.path(),
+            &["update-ref", "refs/pull/2/head", "changes"],
+        );
         let checkout = tempfile::tempdir().unwrap();
         git(
             checkout.path(),

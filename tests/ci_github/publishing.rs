@@ -130,13 +130,15 @@ fn pr_json(head_sha: &str, head_repo: &str) -> Value {
 fn job_with_pr_branch(head_repo: &str) -> (Job, String) {
     let job = Job::writer();
     let co = job.checkout.path();
-    git(co, &["checkout", "-q", "-b", "changes"]);
+    git(co, &["checkout", "-q", "-b", "changes", "origin/changes"]);
     std::fs::write(co.join("NOTES.md"), "notes\n").unwrap();
     git(co, &["add", "NOTES.md"]);
     git(co, &["commit", "-q", "-m", "notes"]);
     git(co, &["push", "-q", "origin", "changes"]);
     git(co, &["checkout", "-q", "main"]);
     let tip = job.origin_git(&["rev-parse", "changes"]).trim().to_string();
+    // GitHub keeps every PR's head at refs/pull/N/head, forks' included.
+    job.origin_git(&["update-ref", "refs/pull/1/head", &tip]);
     job.gh.config.lock().unwrap().pull_request = Some(pr_json(&tip, head_repo));
     job.event("issue_comment.created", |v| {
         with_phrase(v);
@@ -202,7 +204,8 @@ fn an_opened_pull_request_gets_a_review_with_inline_comments() {
     assert_eq!(review["body"], "Two notes.");
     assert_eq!(
         review["commit_id"],
-        "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+        job.origin_git(&["rev-parse", "changes"]).trim(),
+        "the head sandcrab checked out"
     );
     assert_eq!(
         review["comments"],
@@ -350,7 +353,7 @@ fn a_same_size_edit_right_after_the_clone_is_in_the_patch() {
         let ws = LocalWorkspace::new(repo.path()).unwrap();
         let base = rt.block_on(wgit::workspace_base(&ws)).unwrap().unwrap();
         std::fs::write(repo.path().join("f.txt"), "a - b\n").unwrap();
-        let patch = rt.block_on(wgit::workspace_patch(&ws, &base)).unwrap();
+        let patch = rt.block_on(wgit::workspace_patch(&ws, &base, &[])).unwrap();
         assert!(patch.contains("+a - b"), "{patch:?}");
     }
 }

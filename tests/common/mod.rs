@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apptainer_standin;
+pub mod checkout;
 pub mod dind;
 pub mod docker;
 pub mod fake_cloud;
@@ -10,6 +11,7 @@ pub mod fake_github;
 pub mod fake_runtime_api;
 pub mod sandbox_proc;
 pub mod server;
+pub mod strict_github;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

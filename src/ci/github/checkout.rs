@@ -5,13 +5,14 @@
 //! Auth for https remotes: an `http.<origin>/.extraheader` with the token, passed through
 //! `GIT_CONFIG_COUNT/KEY/VALUE` in git's environment: never written to `.git/config`, never
 //! in argv (where `ps` would show it).
+//!
+//! Every command goes through `runner_git` (no hooks, fsmonitor or filters of the checkout the
+//! agent may have edited; an allowlisted environment without the model key).
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use tokio::process::Command;
-
 use crate::redact::Redactor;
+use base64::Engine;
 
 #[derive(Debug, thiserror::Error)]
 #[error("git {what} failed: {detail}")]
@@ -121,7 +122,7 @@ impl Checkout {
     }
 
     /// The auth header env for origin, when it is an https remote and a token is set.
-    async fn auth_env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) async fn auth_env(&self) -> Vec<(&'static str, String)> {
         let (Some(token), Ok(url)) = (
             &self.token,
             self.git(&["remote", "get-url", "origin"], &[], "remote")
@@ -132,17 +133,15 @@ impl Checkout {
         auth_config(url.trim(), token)
     }
 
-    async fn git(
+    /// Runs runner-side git in the checkout (see `runner_git`); stdout, or the redacted error.
+    pub(crate) async fn git(
         &self,
         args: &[&str],
         env: &[(&str, String)],
         what: &str,
     ) -> Result<String, GitError> {
-        let mut cmd = Command::new("git");
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .kill_on_drop(true);
+        let mut cmd = crate::runner_git::tokio_command(&self.dir);
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod commands;
 pub mod comment;
 pub mod event;
+pub mod pr_checkout;
 pub mod prompt;
 pub mod publish;
 pub mod results;
@@ -64,7 +65,10 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         plan.mode.as_str(),
         plan.reason
     );
-    let pr = pull_request(&api, &event, &plan).await?;
+    let mut pr = pull_request(&api, &event, &plan).await?;
+    if let Some(pr) = pr.as_mut() {
+        check_out_pr(&gh, &args, &redactor, pr).await?;
+    }
     let instruction = instruction(&args)?;
     args.prompt = Some(prompt::build(
         instruction.as_deref(),
@@ -182,6 +186,36 @@ async fn pull_request(
         return Ok(Some(pr.clone()));
     }
     Ok(Some(api.pull_request(n).await?))
+}
+
+/// Puts the PR's head in the checkout (see `pr_checkout`); from then on `pr.head.sha` is the
+/// commit checked out and `pr.base.sha` the merge base (the diff GitHub shows is between them).
+async fn check_out_pr(
+    gh: &GithubEnv,
+    args: &RunArgs,
+    redactor: &Redactor,
+    pr: &mut PullRequest,
+) -> Result<()> {
+    let dir = gh
+        .workspace
+        .clone()
+        .unwrap_or_else(|| args.repo_dir.clone());
+    let checkout = checkout::Checkout::new(&dir, gh.token.clone(), redactor.clone());
+    let head = pr_checkout::check_out(&checkout, pr, &gh.repository)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot check out pull request #{}'s head ({e}); check that the token can read the repository (contents: read)",
+                pr.number
+            )
+        })?;
+    eprintln!(
+        "sandcrab: checked out pull request #{} at {} (merge base {})",
+        pr.number, head.head, head.merge_base
+    );
+    pr.head.sha = head.head;
+    pr.base.sha = head.merge_base;
+    Ok(())
 }
 
 /// The workflow's own instruction (the `prompt` input or --prompt / --prompt-file): trusted.

@@ -66,7 +66,8 @@ fn mode_rules(mode: Mode) -> &'static str {
 
 /// How review findings come back: the `finish` message as JSON (see `review::parse`).
 pub const REVIEW_RULES: &str = "Do not change any file. Read the pull request's changes (for \
-example `git diff BASE_SHA HEAD_SHA` with the shas below, or `git log -p`). Then call `finish` \
+example `git diff BASE_SHA HEAD_SHA` with the shas below: the base sha is the merge base, so \
+this is the diff GitHub shows). Then call `finish` \
 with a message that is one JSON object, and nothing else:\n\
 {\"summary\": \"the overall review in Markdown\", \"comments\": [{\"path\": \"file/in/repo.rs\", \
 \"line\": 12, \"body\": \"what to change and why\"}]}\n\

@@ -220,12 +220,38 @@ async fn post_review(
     outcome: &RunOutcome,
     out: &mut Published,
 ) {
-    let findings = review::parse(outcome.result.summary.as_deref().unwrap_or(""));
-    let summary = if findings.summary.is_empty() {
-        "sandcrab reviewed this pull request."
-    } else {
-        &findings.summary
-    };
+    let mut findings = review::parse(outcome.result.summary.as_deref().unwrap_or(""));
+    if findings.summary.is_empty() {
+        findings.summary = "sandcrab reviewed this pull request.".into();
+    }
+    let args = [
+        "diff",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-color",
+        "--no-renames",
+        "-U3",
+    ];
+    let range = [pr.base.sha.as_str(), pr.head.sha.as_str()];
+    let all: Vec<&str> = args.iter().chain(&range).copied().collect();
+    match ctx.checkout.git(&all, &[], "diff").await {
+        Ok(diff) => {
+            let off = review::off_diff(&mut findings, &review::diff_lines(&diff));
+            if !off.is_empty() {
+                let moved = review::Findings {
+                    summary: findings.summary.clone(),
+                    comments: off,
+                };
+                findings.summary = review::as_body(&moved);
+                out.notes.push(format!(
+                    "{} comment(s) on lines outside the pull request's diff are in the review's body.",
+                    moved.comments.len()
+                ));
+            }
+        }
+        Err(e) => eprintln!("sandcrab: warning: cannot read the pull request's diff: {e}"),
+    }
+    let summary = findings.summary.as_str();
     out.review_summary = Some(summary.to_string());
     let sha = Some(pr.head.sha.as_str());
     let mut inline = findings.comments.len();

@@ -2,7 +2,11 @@
 //! `{"summary": "...", "comments": [{"path", "line", "body"}]}` (see `prompt::REVIEW_RULES`),
 //! bare or in a ```json fence. A message that is not such JSON becomes the review's body
 //! with no inline comments. The runner checks every finding (a relative path, a line ≥ 1, a
-//! body) and caps their number and size; it always posts a plain COMMENT review.
+//! body) and caps their number and size; it always posts a plain COMMENT review. Inline
+//! comments stay only on lines the PR's diff has (the right side of a hunk, as GitHub accepts
+//! them); the others go into the review's body.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
@@ -91,9 +95,77 @@ pub fn as_body(findings: &Findings) -> String {
     body
 }
 
+/// The right-side line numbers inside the hunks of a unified diff, by new path.
+pub fn diff_lines(diff: &str) -> BTreeMap<String, BTreeSet<u64>> {
+    let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut path: Option<String> = None;
+    for line in diff.lines() {
+        if let Some(new) = line.strip_prefix("+++ ") {
+            path = new.strip_prefix("b/").map(String::from);
+            continue;
+        }
+        let (Some(p), Some(hunk)) = (&path, line.strip_prefix("@@ -")) else {
+            continue;
+        };
+        let Some(right) = hunk.split(' ').nth(1).and_then(|r| r.strip_prefix('+')) else {
+            continue;
+        };
+        let mut parts = right.split(',');
+        let start: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let count: u64 = parts
+            .next()
+            .map_or(Some(1), |c| c.parse().ok())
+            .unwrap_or(0);
+        out.entry(p.clone())
+            .or_default()
+            .extend(start..start + count);
+    }
+    out
+}
+
+/// Moves the comments on lines outside `lines` (see [`diff_lines`]) out of `findings`;
+/// returns them.
+pub fn off_diff(
+    findings: &mut Findings,
+    lines: &BTreeMap<String, BTreeSet<u64>>,
+) -> Vec<InlineComment> {
+    let (on, off) = std::mem::take(&mut findings.comments)
+        .into_iter()
+        .partition(|c| lines.get(&c.path).is_some_and(|l| l.contains(&c.line)));
+    findings.comments = on;
+    off
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_lines_inside_the_hunks_keep_their_comments() {
+        let diff = "diff --git a/a.txt b/a.txt\n--- a/a.txt\n+++ b/a.txt\n@@ -1,3 +1,4 @@\n x\n+y\n z\n w\n\
+diff --git a/new.txt b/new.txt\n--- /dev/null\n+++ b/new.txt\n@@ -0,0 +1 @@\n+n\n\
+diff --git a/gone.txt b/gone.txt\n--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-g\n";
+        let lines = diff_lines(diff);
+        assert_eq!(lines["a.txt"], BTreeSet::from([1, 2, 3, 4]));
+        assert_eq!(lines["new.txt"], BTreeSet::from([1]));
+        assert!(!lines.contains_key("gone.txt"));
+        let comment = |path: &str, line| InlineComment {
+            path: path.into(),
+            line,
+            body: "b".into(),
+        };
+        let mut f = Findings {
+            summary: String::new(),
+            comments: vec![
+                comment("a.txt", 2),
+                comment("a.txt", 9),
+                comment("other", 1),
+            ],
+        };
+        let off = off_diff(&mut f, &lines);
+        assert_eq!(f.comments, vec![comment("a.txt", 2)]);
+        assert_eq!(off, vec![comment("a.txt", 9), comment("other", 1)]);
+    }
 
     #[test]
     fn json_findings_bare_or_fenced() {

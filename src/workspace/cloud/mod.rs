@@ -53,6 +53,8 @@ pub struct CloudOptions {
     pub start_timeout: Duration,
     /// The repository's place in the sandbox.
     pub workdir: String,
+    /// Paths inside the repository that stay out of the sandbox (sandcrab's outputs).
+    pub exclude: Vec<std::path::PathBuf>,
 }
 
 impl CloudOptions {
@@ -65,6 +67,7 @@ impl CloudOptions {
             keep_alive: false,
             start_timeout: Duration::from_secs(300),
             workdir: "/workspace".into(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -128,7 +131,7 @@ impl CloudWorkspace {
             let remote =
                 RemoteWorkspace::new(&ready.url, Some(ready.session_key.clone()), &opts.workdir);
             if let Some(repo) = repo {
-                repo_upload::upload_repo(&remote, repo).await?;
+                repo_upload::upload_repo(&remote, repo, &opts.exclude).await?;
             }
             Ok::<_, WorkspaceError>((ready.session_key, remote))
         }

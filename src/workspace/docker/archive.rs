@@ -7,15 +7,13 @@
 //! kept. Files belong to `owner` (the container user's uid/gid, root by default), so tools in
 //! the container (git's ownership check, the agent's edits) treat them as their own.
 
-use std::fs::Metadata;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use tar::{Builder, EntryType, Header};
 
-/// uid and gid of the archived files.
-pub type Owner = (u64, u64);
+use crate::workspace::snapshot;
+pub use crate::workspace::snapshot::Owner;
 
 /// Where the seed archive puts things.
 pub struct Seed<'a> {
@@ -24,6 +22,8 @@ pub struct Seed<'a> {
     pub conversations_dir: &'a str,
     pub workdir: &'a str,
     pub repo: Option<&'a Path>,
+    /// Paths inside `repo` left out (sandcrab's outputs).
+    pub exclude: &'a [PathBuf],
     pub owner: Owner,
 }
 
@@ -37,7 +37,13 @@ pub fn seed_archive(seed: &Seed<'_>) -> io::Result<Vec<u8>> {
     tar.append_data(&mut header, rel(seed.binary_at), binary)?;
     append_dir(&mut tar, seed.conversations_dir, 0o777, seed.owner)?;
     match seed.repo {
-        Some(repo) => append_tree(&mut tar, repo, &rel(seed.workdir), seed.owner)?,
+        Some(repo) => snapshot::append(
+            &mut tar,
+            repo,
+            &rel(seed.workdir),
+            Some(seed.owner),
+            seed.exclude,
+        )?,
         None => append_dir(&mut tar, seed.workdir, 0o755, seed.owner)?,
     }
     tar.into_inner()
@@ -47,7 +53,7 @@ pub fn seed_archive(seed: &Seed<'_>) -> io::Result<Vec<u8>> {
 /// also returns the bytes of file content it holds.
 pub fn path_archive(source: &Path, dest: &str, owner: Owner) -> io::Result<(Vec<u8>, u64)> {
     let mut tar = Builder::new(Vec::new());
-    append_tree(&mut tar, source, &rel(dest), owner)?;
+    snapshot::append(&mut tar, source, &rel(dest), Some(owner), &[])?;
     let bytes = tar.into_inner()?;
     Ok((bytes, content_size(source)?))
 }
@@ -129,68 +135,6 @@ fn append_dir(tar: &mut Builder<Vec<u8>>, path: &str, mode: u32, owner: Owner) -
     tar.append_data(&mut header, rel(path), io::empty())
 }
 
-/// Appends `local` (file, symlink or directory, recursively) under the archive name `name`.
-fn append_tree(
-    tar: &mut Builder<Vec<u8>>,
-    local: &Path,
-    name: &str,
-    owner: Owner,
-) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(local)?;
-    let kind = meta.file_type();
-    let mut header = header_for(&meta, owner);
-    if kind.is_symlink() {
-        header.set_entry_type(EntryType::Symlink);
-        tar.append_link(&mut header, name, std::fs::read_link(local)?)
-    } else if kind.is_file() && is_git_config(local) {
-        // The sandbox never sees the runner's git credentials (see git_config).
-        let text = String::from_utf8_lossy(&std::fs::read(local)?).into_owned();
-        let clean = super::git_config::strip_credentials(&text);
-        header.set_size(clean.len() as u64);
-        tar.append_data(&mut header, name, clean.as_bytes())
-    } else if kind.is_file() {
-        header.set_size(meta.len());
-        tar.append_data(&mut header, name, std::fs::File::open(local)?)
-    } else if kind.is_dir() {
-        header.set_entry_type(EntryType::Directory);
-        tar.append_data(&mut header, name, io::empty())?;
-        for child in sorted_children(local)? {
-            let child_name = format!("{name}/{}", child.to_string_lossy());
-            append_tree(tar, &local.join(&child), &child_name, owner)?;
-        }
-        Ok(())
-    } else {
-        Ok(()) // sockets, fifos, devices: nothing a repository needs
-    }
-}
-
-/// `.../.git/config`: a repository's config, which may hold credentials.
-fn is_git_config(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "config")
-        && path
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|n| n == ".git")
-}
-
-fn header_for(meta: &Metadata, owner: Owner) -> Header {
-    let mut header = plain_header(
-        EntryType::Regular,
-        meta.permissions().mode() & 0o7777,
-        owner,
-    );
-    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
-    header
-}
-
-fn sorted_children(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
-    let mut names = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    names.sort();
-    Ok(names)
-}
-
 /// Bytes of regular-file content under `path` (symlinks not followed).
 fn content_size(path: &Path) -> io::Result<u64> {
     let meta = std::fs::symlink_metadata(path)?;
@@ -207,6 +151,7 @@ fn content_size(path: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_tree_round_trips_with_modes_and_symlinks() {
@@ -242,6 +187,7 @@ mod tests {
     fn a_repository_goes_in_without_git_credentials() {
         let repo = tempfile::tempdir().unwrap();
         std::fs::create_dir(repo.path().join(".git")).unwrap();
+        std::fs::write(repo.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
         let config = "[remote \"origin\"]\n\turl = https://github.com/o/r\n[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n";
         std::fs::write(repo.path().join(".git/config"), config).unwrap();
         std::fs::write(
@@ -260,9 +206,9 @@ mod tests {
         }
         assert_eq!(
             files["workspace/.git/config"],
-            "[remote \"origin\"]\n\turl = https://github.com/o/r\n[http \"https://github.com/\"]\n"
+            "[remote \"origin\"]\n\turl = \"https://github.com/o/r\"\n"
         );
-        // Only a `.git/config` is filtered.
+        // Only a git directory's config is rewritten.
         assert_eq!(
             files["workspace/config"],
             "extraheader = kept: not a git config\n"

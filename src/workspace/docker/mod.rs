@@ -33,7 +33,6 @@ pub mod cleanup;
 pub mod elf;
 pub mod engine;
 pub mod forward;
-pub mod git_config;
 pub mod location;
 pub mod network;
 mod ops;
@@ -89,6 +88,8 @@ pub struct DockerOptions {
     pub network_mode: Option<String>,
     /// `DOCKER_HOST` as set (`None`: the local socket), to tell a remote engine.
     pub docker_host: Option<String>,
+    /// Paths inside the repository that stay out of the sandbox (sandcrab's outputs).
+    pub exclude: Vec<PathBuf>,
 }
 
 impl DockerOptions {
@@ -107,6 +108,7 @@ impl DockerOptions {
             pids_limit: None,
             network_mode: None,
             docker_host: None,
+            exclude: Vec::new(),
         }
     }
 
@@ -234,6 +236,7 @@ impl DockerWorkspace {
             binary: opts.sandbox_binary.clone(),
             workdir: opts.workdir.clone(),
             repo: repo.map(Path::to_path_buf),
+            exclude: opts.exclude.clone(),
             owner: self.owner,
         };
         let tar = blocking(move || seed.archive()).await?;
@@ -449,6 +452,7 @@ struct OwnedSeed {
     binary: PathBuf,
     workdir: String,
     repo: Option<PathBuf>,
+    exclude: Vec<PathBuf>,
     owner: Owner,
 }
 
@@ -460,6 +464,7 @@ impl OwnedSeed {
             conversations_dir: engine::CONVERSATIONS_DIR,
             workdir: &self.workdir,
             repo: self.repo.as_deref(),
+            exclude: &self.exclude,
             owner: self.owner,
         })
     }
