@@ -13,8 +13,11 @@ use crate::llm::context_window::is_context_window_error;
 use crate::llm::metrics::{Metrics, Prices};
 use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError};
 
-/// How much of one event the summary call sees at first.
-pub const MAX_EVENT_CHARS: usize = 4_000;
+/// How much of one event the summary call sees at first: its head and tail (where a command's
+/// error usually is). OpenHands shows the first 500 characters of each observation; the whole
+/// of a 4 KB test log made every summary call cost as much as five agent steps (the summary's
+/// input is written to the prompt cache and never read back), for little gain in the summary.
+pub const MAX_EVENT_CHARS: usize = 1_200;
 /// Shrink factor per overflowing attempt (OpenHands' `hard_context_reset_context_scaling`).
 const SCALING: f64 = 0.8;
 /// Overflowing attempts that shrink events before the oldest are left out.
