@@ -58,7 +58,7 @@ pub async fn failed_run(
         &format!("## sandcrab: ❌ could not run\n\n{message}\n"),
         &links,
         &[],
-        GITHUB_COMMENT_LIMIT,
+        GITHUB_COMMENT_LIMIT - super::api::MARKER_ROOM,
     );
     let comment_url = feedback.finish(&body).await.unwrap_or_default();
     write_outputs(
@@ -95,7 +95,7 @@ pub async fn finish(
         &report,
         &links,
         &published.notes,
-        GITHUB_COMMENT_LIMIT,
+        GITHUB_COMMENT_LIMIT - super::api::MARKER_ROOM,
     ));
     let comment_url = match feedback.finish(&body).await {
         Ok(url) => url,
