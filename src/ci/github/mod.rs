@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod commands;
 pub mod comment;
 pub mod event;
+pub mod outputs;
 pub mod prompt;
 pub mod publish;
 pub mod results;
@@ -45,7 +46,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
     let has_prompt = args.prompt.is_some() || args.prompt_file.is_some();
     let plan = match trigger::decide(&event, &settings, has_prompt) {
         Decision::Run(plan) => plan,
-        Decision::Skip(why) => return results::stop(&gh, "skipped", &why),
+        Decision::Skip(why) => return results::stop(&gh, outputs::Conclusion::Skipped, &why),
     };
     let api = Arc::new(GithubApi::new(
         &gh.api_url,
@@ -57,7 +58,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         return Err(BadInput::new("github-token is not set: pass the github-token input (e.g. ${{ github.token }}) or GITHUB_TOKEN").into());
     }
     if let Some(why) = refusal(&api, &event, &settings, &gh.repository).await? {
-        return results::stop(&gh, "refused", &why);
+        return results::stop(&gh, outputs::Conclusion::Refused, &why);
     }
     eprintln!(
         "sandcrab: running in {} mode: {}",
