@@ -9,6 +9,8 @@ pub enum ExitCode {
     AgentFailed = 1,
     /// Bad input or setup: a missing prompt, an unreadable directory, an unknown model...
     BadInput = 2,
+    /// The agent's changes held a secret of the run: nothing was committed, pushed or uploaded.
+    SecretInChanges = 3,
     /// Stopped by SIGINT/SIGTERM; partial results were written.
     Interrupted = 130,
 }

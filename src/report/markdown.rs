@@ -35,6 +35,7 @@ fn headline(status: RunStatus) -> &'static str {
         RunStatus::Stuck => "❌ stuck",
         RunStatus::MaxIterations => "❌ out of iterations",
         RunStatus::Interrupted => "⏹️ interrupted",
+        RunStatus::SecretInChanges => "⛔ changes withheld: they hold a secret of this run",
     }
 }
 

@@ -23,6 +23,8 @@ pub enum RunStatus {
     Stuck,
     MaxIterations,
     Interrupted,
+    /// The agent's changes held a secret of the run; they were withheld.
+    SecretInChanges,
 }
 
 impl RunStatus {
@@ -30,6 +32,7 @@ impl RunStatus {
         match self {
             RunStatus::Finished => ExitCode::Finished,
             RunStatus::Interrupted => ExitCode::Interrupted,
+            RunStatus::SecretInChanges => ExitCode::SecretInChanges,
             _ => ExitCode::AgentFailed,
         }
     }
@@ -41,6 +44,7 @@ impl RunStatus {
             RunStatus::Stuck => "stuck",
             RunStatus::MaxIterations => "max_iterations",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::SecretInChanges => "secret_in_changes",
         }
     }
 }

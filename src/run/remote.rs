@@ -41,7 +41,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         conversation_id: config.conversation_id.clone(),
         max_iterations: config.max_iterations,
         stuck_detection: config.stuck_detection,
-        secrets: config.secrets.clone(),
+        secrets: config.secrets.to_vec(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;
     Ok((Arc::new(workspace), Box::new(conversation)))

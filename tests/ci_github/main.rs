@@ -4,7 +4,8 @@
 //!
 //! `job` is the harness; `gates` covers who and what starts a run (permissions, bots,
 //! triggers, injections, inputs); `publishing` what a run leaves on GitHub and in the job;
-//! `duplicates` that a failed POST GitHub carried out is not posted twice.
+//! `duplicates` that a failed POST GitHub carried out is not posted twice; `untrusted` that
+//! the agent's changes and text are checked before they leave.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,3 +13,4 @@ mod duplicates;
 mod gates;
 mod job;
 mod publishing;
+mod untrusted;

@@ -39,8 +39,8 @@ const EDIT_INTERVAL: Duration = Duration::from_secs(3);
 
 pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Result<ExitCode> {
     let secrets = crate::config::ci::secrets_of(&args);
-    commands::add_masks(&secrets);
-    let redactor = Redactor::new(secrets);
+    commands::add_masks(&secrets.to_vec());
+    let redactor = secrets.redactor();
     let event = GithubEvent::load(&gh.event_name, gh.event_path.as_deref())
         .map_err(|e| BadInput::new(e.to_string()))?;
     let has_prompt = args.prompt.is_some() || args.prompt_file.is_some();

@@ -68,7 +68,9 @@ pub async fn publish(
             }
         }
         Mode::Resolve | Mode::Auto => {
-            if !finished {
+            if outcome.exit_code == ExitCode::SecretInChanges {
+                out.notes.push("The changes hold a secret of this run, so nothing was committed, pushed or uploaded.".into());
+            } else if !finished {
                 out.notes.push("The agent did not finish, so nothing was pushed; the patch is in the run's outputs.".into());
             } else if outcome.patch.trim().is_empty() {
                 out.notes

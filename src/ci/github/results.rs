@@ -166,6 +166,10 @@ fn write_outputs(gh: &GithubEnv, values: &[(Output, String)]) {
 /// the job has the artifact service; returns its URL.
 async fn upload(gh: &GithubEnv, outcome: &RunOutcome) -> Option<String> {
     let (token, url) = (gh.runtime_token.clone()?, gh.results_url.clone()?);
+    if outcome.exit_code == ExitCode::SecretInChanges {
+        eprintln!("sandcrab: no artifact uploaded: the agent's changes hold a secret of this run");
+        return None;
+    }
     let o = &outcome.outputs;
     let files: Vec<(String, PathBuf)> = [&o.result, &o.trajectory, &o.patch, &o.report]
         .iter()
