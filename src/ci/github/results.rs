@@ -82,7 +82,9 @@ pub async fn finish(
     let artifact = upload(gh, outcome).await;
     let mut report = std::fs::read_to_string(&outcome.outputs.report).unwrap_or_default();
     if let (Some(raw), Some(summary)) = (&outcome.result.summary, &published.review_summary) {
-        report = report.replacen(raw.trim(), summary, 1);
+        // Both already inert: the report's copy and the review's (made so when posted).
+        let shown = crate::report::markdown::summary_markdown(raw);
+        report = report.replacen(&shown, summary, 1);
     }
     let links = Links {
         run: run_url(gh),
