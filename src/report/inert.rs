@@ -69,6 +69,16 @@ fn prose(line: &str, own_host: Option<&str>, out: &mut String) {
     let mut i = 0;
     while i < line.len() {
         let rest = &line[i..];
+        // `www.` first: `www.x://y` is a www autolink whatever follows.
+        if (i == 0 || !is_word(bytes[i - 1])) && starts_with_ignore_case(rest, "www.") {
+            let host = host_of(rest);
+            out.push_str(&rest[..3]);
+            if !is_own(host, own_host) {
+                out.push(ZWSP);
+            }
+            i += 3;
+            continue;
+        }
         if let Some(len) = url_scheme(rest, i == 0 || !is_word(bytes[i - 1])) {
             // `len` covers `scheme:`; the host follows `//`.
             let host = host_of(&rest[len + 2..]);
@@ -77,15 +87,6 @@ fn prose(line: &str, own_host: Option<&str>, out: &mut String) {
                 out.push(ZWSP);
             }
             i += len;
-            continue;
-        }
-        if (i == 0 || !is_word(bytes[i - 1])) && starts_with_ignore_case(rest, "www.") {
-            let host = host_of(rest);
-            out.push_str(&rest[..3]);
-            if !is_own(host, own_host) {
-                out.push(ZWSP);
-            }
-            i += 3;
             continue;
         }
         let c = rest.chars().next().unwrap_or_default();
