@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-${SANDCRAB_FUZZ_SECONDS:-60}}
-targets=(script_yaml file_editor_args server_bodies webhook_event)
+targets=(script_yaml file_editor_args server_bodies webhook_event redactor comment_sanitiser)
 export RUSTC_BOOTSTRAP=1
 for target in "${targets[@]}"; do
   echo "== fuzz $target for ${seconds}s"

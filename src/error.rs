@@ -11,6 +11,8 @@ pub enum ExitCode {
     BadInput = 2,
     /// The LLM calls cost the whole `--max-budget-usd`; partial results were written.
     BudgetReached = 3,
+    /// The agent's changes held a secret of the run: nothing was committed, pushed or uploaded.
+    SecretInChanges = 4,
     /// Stopped by SIGINT/SIGTERM; partial results were written.
     Interrupted = 130,
 }

@@ -1,6 +1,12 @@
-//! Secret redaction: every known secret value is replaced by `<secret-hidden>` in events,
-//! logs, reports and artifacts before they are written anywhere.
+//! The run's secrets and their redaction. [`Secrets`] is the one set of secret values a run
+//! knows (the model key, the GitHub and session tokens, sandbox service keys, secret variables
+//! and any the user names), built once from the configuration and handed to every redactor and
+//! scanner. [`Redactor`] replaces each secret by `<secret-hidden>` in events, logs, reports and
+//! artifacts before they are written anywhere, and finds it also when it is encoded: URL-encoded,
+//! and base64 (standard and URL-safe alphabets, at each of the three byte alignments, as the
+//! GitHub runner's masker does), so `base64("x-access-token:" + token)` is caught too.
 
+use base64::Engine as _;
 use serde_json::Value;
 
 pub const HIDDEN: &str = "<secret-hidden>";
@@ -8,10 +14,62 @@ pub const HIDDEN: &str = "<secret-hidden>";
 /// Values shorter than this are not redacted (they would mangle ordinary text).
 const MIN_SECRET_LEN: usize = 4;
 
-/// The secrets of a run.
+/// Encoded forms shorter than this are not looked for (too likely to occur by chance).
+const MIN_ENCODED_LEN: usize = 8;
+
+/// The secret values of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    pub fn new(values: impl IntoIterator<Item = String>) -> Self {
+        let mut s = Secrets(Vec::new());
+        s.extend(values);
+        s
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.clone()
+    }
+
+    /// A redactor for these secrets.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(self.0.iter().cloned())
+    }
+}
+
+impl Extend<String> for Secrets {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, values: I) {
+        for v in values {
+            if !v.is_empty() && !self.0.contains(&v) {
+                self.0.push(v);
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Secrets {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Hides the secrets of a run, plain or encoded.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
+    /// Every form looked for: the secrets and their encodings, longest first.
+    needles: Vec<String>,
 }
 
 impl Redactor {
@@ -20,10 +78,13 @@ impl Redactor {
             .into_iter()
             .filter(|s| s.len() >= MIN_SECRET_LEN)
             .collect();
-        // Longest first, so a secret containing another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort();
         secrets.dedup();
-        Redactor { secrets }
+        let mut needles: Vec<String> = secrets.iter().flat_map(|s| encoded_forms(s)).collect();
+        // Longest first, so a secret containing another is hidden whole.
+        needles.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        needles.dedup();
+        Redactor { secrets, needles }
     }
 
     /// Adds secrets (short ones are ignored, as in `new`).
@@ -36,12 +97,17 @@ impl Redactor {
         self.secrets.is_empty()
     }
 
+    /// Whether `text` holds a secret, plain or encoded.
+    pub fn finds(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| text.contains(n.as_str()))
+    }
+
     /// `text` with every secret hidden.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), HIDDEN);
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), HIDDEN);
             }
         }
         out
@@ -75,6 +141,31 @@ impl Redactor {
     }
 }
 
+/// The secret and the forms it takes when encoded: URL-encoded, and the part of its base64
+/// that does not depend on the bytes around it, at each byte alignment, in both alphabets.
+fn encoded_forms(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_string()];
+    let url: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    forms.push(url.replace('+', "%20"));
+    forms.push(url);
+    let bytes = secret.as_bytes();
+    for offset in 0..3 {
+        let mut padded = vec![0u8; offset];
+        padded.extend_from_slice(bytes);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&padded);
+        // Character i covers bits 6i..6i+6: keep those inside the secret's bits.
+        let start = (8 * offset).div_ceil(6);
+        let end = (8 * (offset + bytes.len())) / 6;
+        if end > start && end - start >= MIN_ENCODED_LEN {
+            let core = &encoded[start..end];
+            forms.push(core.to_string());
+            forms.push(core.replace('+', "-").replace('/', "_"));
+        }
+    }
+    forms.retain(|f| f.len() >= MIN_SECRET_LEN);
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +181,40 @@ mod tests {
         assert_eq!(
             r.redact("key sk-abcdef and sk-abc, ab"),
             "key <secret-hidden> and <secret-hidden>, ab"
+        );
+    }
+
+    #[test]
+    fn encoded_secrets_are_found_at_every_alignment() {
+        let token = "ghs_FAKEtoken1234567890abcdefXYZ";
+        let r = Redactor::new([token.to_string()]);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let url_safe = |s: &str| base64::engine::general_purpose::URL_SAFE.encode(s);
+        for prefix in ["", "x", "xy", "x-access-token:", "basic "] {
+            for encoded in [
+                b64(&format!("{prefix}{token}")),
+                url_safe(&format!("{prefix}{token}!?")),
+            ] {
+                let text = format!("AUTHORIZATION: basic {encoded}\n");
+                assert!(r.finds(&text), "{prefix:?}: {text}");
+                assert!(!r.redact(&text).contains(&encoded), "{text}");
+            }
+        }
+        let key = "sk-a/b+c d&e=f";
+        let r = Redactor::new([key.to_string()]);
+        assert!(r.finds("https://x/?k=sk-a%2Fb%2Bc+d%26e%3Df"));
+        assert!(r.finds("https://x/?k=sk-a%2Fb%2Bc%20d%26e%3Df"));
+        assert!(!r.finds("an ordinary sentence with sk- in it"));
+    }
+
+    #[test]
+    fn one_secret_set_dedups_and_builds_the_redactor() {
+        let mut s = Secrets::new(["a-secret".to_string(), String::new()]);
+        s.extend(["a-secret".to_string(), "another".to_string()]);
+        assert_eq!(s.to_vec(), ["a-secret", "another"]);
+        assert_eq!(
+            s.redactor().redact("another a-secret"),
+            "<secret-hidden> <secret-hidden>"
         );
     }
 

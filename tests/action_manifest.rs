@@ -3,7 +3,10 @@
 //! does and has a default it documents; the outputs are the ones the run writes; the image's
 //! entrypoint is `sandcrab run` in exec form.
 //!
-//! [`INPUTS_THE_BINARY_READS`] is the list src/config/ci.rs exports (and asserts on each read).
+//! [`INPUTS_THE_BINARY_READS`] is the list src/config/ci.rs exports (and asserts on each read);
+//! the outputs and the values of `conclusion` are the code's own enums
+//! (`sandcrab::ci::github::outputs`), which are the only way the run writes an output. The
+//! README's inputs table, its output lists and action.yml must say the same, both ways.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,15 +16,39 @@ use serde_yaml::Value;
 /// The inputs `sandcrab run` reads in a GitHub Action, as the CI configuration declares them.
 pub const INPUTS_THE_BINARY_READS: &[&str] = sandcrab::config::ci::ACTION_INPUTS;
 
+use sandcrab::ci::github::outputs::{Conclusion, Output};
+
 /// The outputs the run writes to GITHUB_OUTPUT.
-pub const OUTPUTS_THE_BINARY_WRITES: &[&str] = &[
-    "conclusion",
-    "branch",
-    "pr-url",
-    "comment-url",
-    "cost",
-    "result-file",
-];
+fn outputs_the_binary_writes() -> BTreeSet<String> {
+    Output::ALL.iter().map(|o| o.name().to_string()).collect()
+}
+
+/// The values the run writes as `conclusion`.
+fn conclusions() -> BTreeSet<String> {
+    Conclusion::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect()
+}
+
+/// The `backticked` words of `text`.
+fn backticked(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The README's GitHub Actions section.
+fn actions_section() -> String {
+    let readme = repo_file("README.md");
+    let section = readme
+        .split("## Use it in GitHub Actions")
+        .nth(1)
+        .expect("README has the GitHub Actions section");
+    section.split("\n## ").next().unwrap().to_string()
+}
 
 fn repo_file(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
@@ -97,11 +124,7 @@ fn every_input_is_described_with_its_default() {
 fn the_outputs_are_the_ones_the_run_writes() {
     let manifest = manifest();
     let declared = keys(&manifest["outputs"]);
-    let written: BTreeSet<String> = OUTPUTS_THE_BINARY_WRITES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(declared, written);
+    assert_eq!(declared, outputs_the_binary_writes());
     for (name, output) in manifest["outputs"].as_mapping().unwrap() {
         assert!(
             output["description"].as_str().is_some_and(|d| d.len() > 10),
@@ -132,19 +155,125 @@ fn the_image_runs_sandcrab_run_as_exec_entrypoint() {
 }
 
 #[test]
-fn the_readme_lists_every_input_and_output() {
-    let readme = repo_file("README.md");
-    let section = readme
-        .split("## Use it in GitHub Actions")
+fn the_readme_inputs_table_is_action_yml_inputs() {
+    let section = actions_section();
+    let table = section
+        .split("| input | default | meaning |")
         .nth(1)
-        .expect("README has the GitHub Actions section");
-    for name in INPUTS_THE_BINARY_READS
-        .iter()
-        .chain(OUTPUTS_THE_BINARY_WRITES)
-    {
+        .expect("the inputs table");
+    let rows = table.lines().skip(2).take_while(|l| l.starts_with('|'));
+    let listed: BTreeSet<String> = rows
+        .flat_map(|row| backticked(row.split('|').nth(1).unwrap_or("")))
+        .collect();
+    let declared = keys(&manifest()["inputs"]);
+    assert_eq!(
+        listed, declared,
+        "README's inputs table (left) against action.yml's inputs (right)"
+    );
+}
+
+#[test]
+fn the_readme_outputs_and_conclusions_are_the_codes() {
+    let section = actions_section();
+    let outputs_line = section
+        .split("\nOutputs: ")
+        .nth(1)
+        .expect("an `Outputs:` line under the inputs table");
+    let outputs_line = outputs_line.split("\n\n").next().unwrap();
+    let conclusion_values = |text: &str| {
+        let after = text
+            .split("`conclusion` (")
+            .nth(1)
+            .expect("`conclusion` (values...)");
+        backticked(after.split(')').next().unwrap())
+    };
+    assert_eq!(conclusion_values(outputs_line), conclusions());
+    let names: BTreeSet<String> = backticked(outputs_line)
+        .difference(&conclusions())
+        .cloned()
+        .collect();
+    assert_eq!(names, outputs_the_binary_writes(), "the Outputs: line");
+    let readme = repo_file("README.md");
+    let paragraph = readme
+        .split("**Outputs** (`GITHUB_OUTPUT`): ")
+        .nth(1)
+        .expect("the Outputs paragraph");
+    let paragraph = paragraph.split("\n\n").next().unwrap();
+    assert_eq!(conclusion_values(paragraph), conclusions());
+    for name in outputs_the_binary_writes() {
         assert!(
-            section.contains(&format!("`{name}`")),
-            "README does not list `{name}`"
+            paragraph.contains(&format!("`{name}`")),
+            "the Outputs paragraph leaves out `{name}`"
         );
     }
+}
+
+#[test]
+fn action_yml_lists_the_conclusions_the_code_writes() {
+    let description = manifest()["outputs"]["conclusion"]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = description
+        .split("One of: ")
+        .nth(1)
+        .expect("the description says `One of: a, b, c.`");
+    let listed: BTreeSet<String> = list
+        .split('.')
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect();
+    assert_eq!(listed, conclusions());
+}
+
+#[test]
+fn enumerated_inputs_name_every_value_the_binary_accepts() {
+    use clap::ValueEnum;
+    let manifest = manifest();
+    let described = |input: &str| {
+        manifest["inputs"][input]["description"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let names = |variants: Vec<Option<clap::builder::PossibleValue>>| -> Vec<String> {
+        variants
+            .into_iter()
+            .flatten()
+            .map(|p| p.get_name().to_string())
+            .collect()
+    };
+    let modes = names(
+        sandcrab::config::ci::Mode::value_variants()
+            .iter()
+            .map(|v| v.to_possible_value())
+            .collect(),
+    );
+    let requirements = names(
+        sandcrab::config::RunnerRequirements::value_variants()
+            .iter()
+            .map(|v| v.to_possible_value())
+            .collect(),
+    );
+    for (input, values) in [("mode", modes), ("runner-requirements", requirements)] {
+        for value in values {
+            assert!(
+                described(input).contains(&value),
+                "action.yml's {input} does not describe '{value}'"
+            );
+        }
+    }
+    let bots = described("allow-bots");
+    for value in ["'true'", "'*'", "'false'", "logins"] {
+        assert!(
+            bots.contains(value),
+            "allow-bots does not describe {value}: {bots}"
+        );
+    }
+    assert!(
+        described("allowed-users").contains("narrows"),
+        "allowed-users narrows the users with write access, and says so"
+    );
 }

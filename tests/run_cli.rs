@@ -424,7 +424,15 @@ fn the_api_key_never_reaches_the_shell_or_the_outputs() {
         .arg(repo.path())
         .arg("--out")
         .arg(out.path()));
-    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    // The agent wrote the key into a file: the changes are withheld (exit 4, one line).
+    assert_eq!(r.code, 4, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "sandcrab: refused: the agent's changes hold a secret of this run in leaked.txt:"
+        ),
+        "{}",
+        r.stderr
+    );
     let events = trajectory(out.path());
     let first_obs = kinds(&events, "ObservationEvent")[0]["observation"]["content"][0]["text"]
         .as_str()
@@ -445,7 +453,8 @@ fn the_api_key_never_reaches_the_shell_or_the_outputs() {
     }
     assert!(std::fs::read_to_string(out.path().join("changes.patch"))
         .unwrap()
-        .contains("<secret-hidden>"));
+        .is_empty());
+    assert_eq!(result_json(out.path())["status"], "secret_in_changes");
     assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
 }
 

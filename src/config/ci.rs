@@ -437,21 +437,8 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Every secret value the run knows before its config is built (the model key, the GitHub
-/// and session tokens, secret variables): masked in the log first thing.
-pub fn secrets_of(args: &RunArgs) -> Vec<String> {
-    let mut secrets: Vec<String> = [
-        &args.llm_api_key,
-        &args.ci.github_token,
-        &args.session_api_key,
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|s| !s.is_empty())
-    .cloned()
-    .chain(super::secret_env_values())
-    .collect();
-    secrets.sort();
-    secrets.dedup();
-    secrets
+/// Every secret value the run knows before its config is built, masked in the log first
+/// thing: the same set the run's config holds ([`super::secrets_of`]).
+pub fn secrets_of(args: &RunArgs) -> crate::redact::Secrets {
+    super::secrets_of(args)
 }

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::error::BadInput;
 use crate::llm::LlmConfig;
+use crate::redact::Secrets;
 
 pub mod ci;
 mod condenser;
@@ -227,8 +228,8 @@ pub struct RunConfig {
     pub stuck_detection: bool,
     /// Context condensation; `None` when turned off.
     pub condenser: Option<crate::agent::condenser::CondenserConfig>,
-    /// Secret values to redact everywhere.
-    pub secrets: Vec<String>,
+    /// The run's secrets, redacted everywhere and looked for in the agent's changes.
+    pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
     pub env_remove: Vec<String>,
     /// Variables passed into a sandbox (`--forward-env`), with their values now.
@@ -262,14 +263,7 @@ impl RunConfig {
             return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
         }
         let session_api_key = args.session_api_key.clone().filter(|k| !k.is_empty());
-        let secrets = llm
-            .api_key
-            .iter()
-            .chain(session_api_key.iter())
-            .cloned()
-            .chain(args.sandboxes.secrets())
-            .chain(secret_env_values())
-            .collect();
+        let secrets = secrets_of(&args);
         check_sandbox_args(workspace, &args.sandboxes)?;
         Ok(RunConfig {
             demo: args.demo,
@@ -394,6 +388,25 @@ fn forwarded(names: &[String]) -> Vec<(String, String)> {
 
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Every secret the run's flags and environment hold (the model key, the GitHub and session
+/// tokens, the sandbox services' keys, the secret variables): the one set the masks, the
+/// redactors and the patch scan start from.
+pub fn secrets_of(args: &RunArgs) -> Secrets {
+    let given = [
+        &args.llm_api_key,
+        &args.ci.github_token,
+        &args.session_api_key,
+    ];
+    Secrets::new(
+        given
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(args.sandboxes.secrets())
+            .chain(secret_env_values()),
+    )
 }
 
 /// Values of the secret variables set in this process, to redact wherever they show up.

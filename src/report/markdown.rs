@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::inert::inert;
 use super::{RunResult, RunStatus};
 use crate::agent::truncate::truncate_middle;
 
@@ -15,10 +16,14 @@ pub fn report(result: &RunResult, patch: &str, task_list: Option<&Value>) -> Str
     let mut md = String::new();
     let _ = writeln!(md, "## sandcrab: {}\n", headline(result.status));
     if let Some(summary) = result.summary.as_deref().filter(|s| !s.trim().is_empty()) {
-        let _ = writeln!(md, "{}\n", summary.trim());
+        let _ = writeln!(md, "{}\n", summary_markdown(summary));
     }
     if let Some(error) = &result.error {
-        let _ = writeln!(md, "> **Error:** {}\n", error.replace('\n', " "));
+        let _ = writeln!(
+            md,
+            "> **Error:** {}\n",
+            inert(&error.replace('\n', " "), None)
+        );
     }
     changes_section(&mut md, result, patch);
     if let Some(tasks) = task_list.and_then(render_tasks) {
@@ -26,6 +31,11 @@ pub fn report(result: &RunResult, patch: &str, task_list: Option<&Value>) -> Str
     }
     let _ = writeln!(md, "<sub>{}</sub>", figures(result));
     md
+}
+
+/// The agent's summary as the report shows it: trimmed, made inert (see [`super::inert`]).
+pub fn summary_markdown(summary: &str) -> String {
+    inert(summary.trim(), None)
 }
 
 fn headline(status: RunStatus) -> &'static str {
@@ -36,6 +46,7 @@ fn headline(status: RunStatus) -> &'static str {
         RunStatus::MaxIterations => "❌ out of iterations",
         RunStatus::Interrupted => "⏹️ interrupted",
         RunStatus::MaxBudget => "💸 budget spent",
+        RunStatus::SecretInChanges => "⛔ changes withheld: they hold a secret of this run",
     }
 }
 
@@ -61,11 +72,13 @@ fn changes_section(md: &mut String, result: &RunResult, patch: &str) {
         let _ = writeln!(
             md,
             "| `{}` | {plus} | {minus} |",
-            f.path.replace('|', "\\|")
+            inert(&f.path.replace('|', "\\|").replace('`', "'"), None)
         );
     }
     let diff = truncate_middle(patch, MAX_DIFF_CHARS);
-    let fence = if diff.contains("```") { "````" } else { "```" };
+    // A fence longer than any backtick run in the diff: the diff cannot close it.
+    let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
     let _ = writeln!(
         md,
         "\n<details><summary>Diff</summary>\n\n{fence}diff\n{}\n{fence}\n",
@@ -97,7 +110,10 @@ pub fn render_tasks(task_list: &Value) -> Option<String> {
         let _ = writeln!(
             out,
             "- {mark} {}{doing}",
-            task["title"].as_str().unwrap_or("?")
+            inert(
+                &task["title"].as_str().unwrap_or("?").replace('\n', " "),
+                None
+            )
         );
     }
     Some(out)

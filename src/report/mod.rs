@@ -2,6 +2,7 @@
 //! in the output folder, and readable progress on the console as the agent works.
 
 pub mod diffstat;
+pub mod inert;
 pub mod markdown;
 pub mod progress;
 
@@ -25,6 +26,8 @@ pub enum RunStatus {
     Interrupted,
     /// `--max-budget-usd` was spent (OpenHands' `MaxBudgetReached`).
     MaxBudget,
+    /// The agent's changes held a secret of the run; they were withheld.
+    SecretInChanges,
 }
 
 impl RunStatus {
@@ -33,6 +36,7 @@ impl RunStatus {
             RunStatus::Finished => ExitCode::Finished,
             RunStatus::Interrupted => ExitCode::Interrupted,
             RunStatus::MaxBudget => ExitCode::BudgetReached,
+            RunStatus::SecretInChanges => ExitCode::SecretInChanges,
             _ => ExitCode::AgentFailed,
         }
     }
@@ -45,6 +49,7 @@ impl RunStatus {
             RunStatus::MaxIterations => "max_iterations",
             RunStatus::Interrupted => "interrupted",
             RunStatus::MaxBudget => "max_budget",
+            RunStatus::SecretInChanges => "secret_in_changes",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod docker;
 mod remote;
 mod sandboxes;
+pub mod secret_scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -118,10 +119,11 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     if let Err(e) = session.conversation.close().await {
         eprintln!("sandcrab: warning: closing the conversation: {e:#}");
     }
-    let (mut result, patch) = report_run(&config, &session, &end, base.as_deref()).await?;
+    let (mut result, mut patch) = report_run(&config, &session, &end, base.as_deref()).await?;
     result.timings.setup_ms = setup_ms;
     result.timings.run_ms = run_ms;
     result.timings.total_ms = ms_since(started);
+    withhold_secrets(&config, &session, &mut result, &mut patch);
     let outputs = write_outputs(&config, &session, &result, &patch)?;
     if let (Some(docker), false) = (&session.docker, end == RunEnd::Finished) {
         docker.mark_failed();
@@ -129,7 +131,7 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     session.workspace.close().await?;
     print_summary(&result, &outputs.result, &config.out_dir);
     Ok(RunOutcome {
-        exit_code: run_status(&end).exit_code(),
+        exit_code: result.status.exit_code(),
         task_list: task_list(session.conversation.events()),
         result,
         patch,
@@ -192,6 +194,30 @@ async fn report_run(
         ..Timings::default()
     };
     Ok((result, patch))
+}
+
+/// When the agent's changes hold a secret of the run (plain or encoded), the run refuses
+/// them: one line naming the files, status `secret_in_changes` (exit 4), and an empty patch,
+/// so nothing is committed, pushed or written to `changes.patch`.
+fn withhold_secrets(
+    config: &RunConfig,
+    session: &Session,
+    result: &mut RunResult,
+    patch: &mut String,
+) {
+    let redactor = Redactor::new(config.secrets.iter().chain(&session.secrets).cloned());
+    let files = secret_scan::files_with_secrets(patch, &redactor);
+    if files.is_empty() {
+        return;
+    }
+    let message = format!(
+        "the agent's changes hold a secret of this run in {}: nothing is committed, pushed or uploaded; look at the run's trajectory for how it got there",
+        files.join(", ")
+    );
+    eprintln!("sandcrab: refused: {message}");
+    result.status = RunStatus::SecretInChanges;
+    result.error = Some(message);
+    patch.clear();
 }
 
 /// Writes result.json, trajectory.jsonl, changes.patch and report.md, secrets redacted.
@@ -348,7 +374,7 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
     options.max_iterations = config.max_iterations;
     options.max_budget_usd = config.max_budget_usd;
     options.stuck_detection = config.stuck_detection;
-    options.secrets = config.secrets.clone();
+    options.secrets = config.secrets.to_vec();
     LocalConversation::open(agent, options).with_context(|| {
         format!(
             "cannot open the conversation under {}",

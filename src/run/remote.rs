@@ -44,7 +44,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         condenser: config.condenser.clone(),
-        secrets: config.secrets.clone(),
+        secrets: config.secrets.to_vec(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;
     Ok((Arc::new(workspace), Box::new(conversation)))

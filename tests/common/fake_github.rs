@@ -43,6 +43,17 @@ pub struct Config {
     /// `GET /repos/{repo}/pulls/{n}` answers this.
     pub pull_request: Option<Value>,
     pub faults: Vec<Fault>,
+    /// Answers given *after* the fake did the work (created the comment, PR or review), as
+    /// when GitHub fails between creating an object and answering.
+    pub faults_after: Vec<Fault>,
+}
+
+/// What the fake created: comments (issue number), pull requests (head), reviews (PR number).
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    pub comments: Vec<(u64, Value)>,
+    pub pulls: Vec<Value>,
+    pub reviews: Vec<(u64, Value)>,
 }
 
 #[derive(Clone)]
@@ -50,12 +61,14 @@ struct AppState {
     config: Arc<Mutex<Config>>,
     requests: Arc<Mutex<Vec<GhRequest>>>,
     next_id: Arc<Mutex<u64>>,
+    created: Arc<Mutex<Created>>,
 }
 
 pub struct FakeGithub {
     pub addr: SocketAddr,
     pub config: Arc<Mutex<Config>>,
     requests: Arc<Mutex<Vec<GhRequest>>>,
+    pub created: Arc<Mutex<Created>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -65,8 +78,10 @@ impl FakeGithub {
             config: Arc::new(Mutex::new(config)),
             requests: Arc::new(Mutex::new(Vec::new())),
             next_id: Arc::new(Mutex::new(1000)),
+            created: Arc::default(),
         };
         let (config, requests) = (state.config.clone(), state.requests.clone());
+        let created = state.created.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
@@ -89,6 +104,7 @@ impl FakeGithub {
             addr: addr_rx.recv().unwrap(),
             config,
             requests,
+            created,
             _shutdown: shutdown,
         }
     }
@@ -130,7 +146,21 @@ async fn handle(
         raw,
         body: body.clone(),
     });
-    if let Some(fault) = take_fault(&state, method.as_str(), &path) {
+    let fault = take_fault(&state, method.as_str(), &path, false);
+    let fault = match fault {
+        Some(fault) => Some(fault),
+        None => {
+            let (status, answer) = answer(&state, method.as_str(), &uri, &body);
+            match take_fault(&state, method.as_str(), &path, true) {
+                Some(after) => Some(after),
+                None => {
+                    return (StatusCode::from_u16(status).unwrap(), axum::Json(answer))
+                        .into_response()
+                }
+            }
+        }
+    };
+    if let Some(fault) = fault {
         let mut response = (
             StatusCode::from_u16(fault.status).unwrap(),
             axum::Json(fault.body),
@@ -144,21 +174,26 @@ async fn handle(
         }
         return response;
     }
-    let (status, answer) = answer(&state, method.as_str(), &path, &body);
-    (StatusCode::from_u16(status).unwrap(), axum::Json(answer)).into_response()
+    unreachable!("a fault or an answer")
 }
 
-fn take_fault(state: &AppState, method: &str, path: &str) -> Option<Fault> {
+fn take_fault(state: &AppState, method: &str, path: &str, after: bool) -> Option<Fault> {
     let mut config = state.config.lock().unwrap();
-    let fault = config
-        .faults
+    let faults = if after {
+        &mut config.faults_after
+    } else {
+        &mut config.faults
+    };
+    let fault = faults
         .iter_mut()
         .find(|f| f.times > 0 && f.method == method && path.ends_with(&f.path_suffix))?;
     fault.times -= 1;
     Some(fault.clone())
 }
 
-fn answer(state: &AppState, method: &str, path: &str, body: &Value) -> (u16, Value) {
+fn answer(state: &AppState, method: &str, uri: &Uri, body: &Value) -> (u16, Value) {
+    let path = uri.path();
+    let query = uri.query().unwrap_or("");
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let id = || {
         let mut next = state.next_id.lock().unwrap();
@@ -182,10 +217,48 @@ fn answer(state: &AppState, method: &str, path: &str, body: &Value) -> (u16, Val
         ),
         ("POST", ["repos", o, r, "issues", n, "comments"]) => {
             let id = id();
-            (
-                201,
-                json!({"id": id, "html_url": web(&format!("{o}/{r}/issues/{n}#issuecomment-{id}")), "body": body["body"]}),
-            )
+            let comment = json!({"id": id, "html_url": web(&format!("{o}/{r}/issues/{n}#issuecomment-{id}")), "body": body["body"]});
+            let number = n.parse().unwrap_or(0);
+            let mut created = state.created.lock().unwrap();
+            created.comments.push((number, comment.clone()));
+            (201, comment)
+        }
+        ("GET", ["repos", _, _, "issues", n, "comments"]) => {
+            let number: u64 = n.parse().unwrap_or(0);
+            let created = state.created.lock().unwrap();
+            let list: Vec<Value> = created
+                .comments
+                .iter()
+                .filter(|(k, _)| *k == number)
+                .map(|(_, c)| c.clone())
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("GET", ["repos", _, _, "pulls"]) => {
+            let head = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "head")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let branch = head.split_once(':').map_or(head.as_str(), |(_, b)| b);
+            let created = state.created.lock().unwrap();
+            let list: Vec<Value> = created
+                .pulls
+                .iter()
+                .filter(|p| head.is_empty() || p["head"]["ref"] == branch)
+                .cloned()
+                .collect();
+            (200, Value::Array(list))
+        }
+        ("GET", ["repos", _, _, "pulls", n, "reviews"]) => {
+            let number: u64 = n.parse().unwrap_or(0);
+            let created = state.created.lock().unwrap();
+            let list: Vec<Value> = created
+                .reviews
+                .iter()
+                .filter(|(k, _)| *k == number)
+                .map(|(_, c)| c.clone())
+                .collect();
+            (200, Value::Array(list))
         }
         ("PATCH", ["repos", o, r, "issues", "comments", cid]) => (
             200,
@@ -197,16 +270,25 @@ fn answer(state: &AppState, method: &str, path: &str, body: &Value) -> (u16, Val
                 None => (404, json!({"message": "Not Found"})),
             }
         }
-        ("POST", ["repos", o, r, "pulls"]) => (
-            201,
-            json!({"number": 77, "html_url": web(&format!("{o}/{r}/pull/77"))}),
-        ),
+        ("POST", ["repos", o, r, "pulls"]) => {
+            let mut created = state.created.lock().unwrap();
+            let number = 77 + created.pulls.len();
+            let pull = json!({"number": number, "html_url": web(&format!("{o}/{r}/pull/{number}")),
+                "head": {"ref": body["head"]}, "title": body["title"]});
+            created.pulls.push(pull.clone());
+            (201, pull)
+        }
         ("POST", ["repos", o, r, "pulls", n, "reviews"]) => {
             let id = id();
-            (
-                200,
-                json!({"id": id, "html_url": web(&format!("{o}/{r}/pull/{n}#pullrequestreview-{id}"))}),
-            )
+            let review = json!({"id": id, "html_url": web(&format!("{o}/{r}/pull/{n}#pullrequestreview-{id}")), "body": body["body"]});
+            let number = n.parse().unwrap_or(0);
+            state
+                .created
+                .lock()
+                .unwrap()
+                .reviews
+                .push((number, review.clone()));
+            (200, review)
         }
         _ => (404, json!({"message": "Not Found"})),
     }

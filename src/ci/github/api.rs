@@ -5,7 +5,14 @@
 //!
 //! Retries: 5xx, 429, and secondary rate limits (403/429 with `Retry-After`, or
 //! `x-ratelimit-remaining: 0` with `x-ratelimit-reset`), waiting what GitHub asks (capped),
-//! else an exponential backoff. A 422 is reported with GitHub's own validation messages.
+//! else an exponential backoff. A 422 is reported with GitHub's own validation messages
+//! (`errors` as objects or as plain strings).
+//!
+//! A POST that creates something (a comment, a pull request, a review) is not repeated blindly:
+//! a 5xx, a timeout or a dropped connection may come after GitHub created the object. Before
+//! each new attempt the client looks for it (comments and reviews carry a hidden marker unique
+//! to the post, [`post_marker`]; a pull request is found by its head branch) and returns what
+//! it finds instead of posting again. GETs and PATCHes are retried as they are.
 
 use std::time::Duration;
 
@@ -20,6 +27,23 @@ use super::event::PullRequest;
 
 /// Longest wait GitHub may ask for before a retry.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Bytes a post marker adds to a body (callers keep bodies this much under GitHub's limit).
+pub const MARKER_ROOM: usize = 64;
+
+/// A hidden marker unique to one post, so a retry can find the post if GitHub made it.
+pub fn post_marker() -> String {
+    format!("<!-- sandcrab:post {} -->", uuid::Uuid::new_v4().simple())
+}
+
+/// `body` with a fresh post marker at its end, and the marker.
+fn marked(body: &str) -> (String, String) {
+    let marker = post_marker();
+    (format!("{}\n{marker}", body.trim_end()), marker)
+}
+
+/// Looks for the object a failed create may have made: `Some` when found.
+type Lookup<'a> = futures_util::future::BoxFuture<'a, Result<Option<Value>, ApiError>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -127,13 +151,21 @@ impl GithubApi {
 
     pub async fn create_comment(&self, number: u64, body: &str) -> Result<CommentRef, ApiError> {
         let path = format!("/repos/{}/issues/{number}/comments", self.repo);
-        self.call(
-            Method::POST,
-            &path,
-            Some(json!({"body": body})),
-            "create a comment",
-        )
-        .await
+        let (body, marker) = marked(body);
+        let since = (chrono::Utc::now() - chrono::Duration::minutes(10))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let find = || -> Lookup<'_> {
+            Box::pin(async {
+                let list = format!("{path}?since={since}&per_page=100");
+                let comments: Vec<Value> = self
+                    .call(Method::GET, &list, None, "look for the comment")
+                    .await?;
+                Ok(with_marker(comments, &marker))
+            })
+        };
+        self.create(&path, json!({"body": body}), "create a comment", &find)
+            .await
     }
 
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, ApiError> {
@@ -168,15 +200,25 @@ impl GithubApi {
             .to_string())
     }
 
+    /// Opens a pull request; `pr["head"]` is a branch of this repository.
     pub async fn create_pull(&self, pr: &Value) -> Result<Created, ApiError> {
         let path = format!("/repos/{}/pulls", self.repo);
-        self.call(
-            Method::POST,
-            &path,
-            Some(pr.clone()),
-            "create the pull request",
-        )
-        .await
+        let owner = self.repo.split('/').next().unwrap_or_default();
+        let head = pr["head"].as_str().unwrap_or_default();
+        let list = format!(
+            "{path}?head={}&state=open&per_page=1",
+            query_escape(&format!("{owner}:{head}"))
+        );
+        let find = || -> Lookup<'_> {
+            Box::pin(async {
+                let pulls: Vec<Value> = self
+                    .call(Method::GET, &list, None, "look for the pull request")
+                    .await?;
+                Ok(pulls.into_iter().next())
+            })
+        };
+        self.create(&path, pr.clone(), "create the pull request", &find)
+            .await
     }
 
     /// A review of type COMMENT (never an approval or a change request) with inline comments.
@@ -188,11 +230,33 @@ impl GithubApi {
         comments: &[InlineComment],
     ) -> Result<Created, ApiError> {
         let path = format!("/repos/{}/pulls/{number}/reviews", self.repo);
+        let (body, marker) = marked(body);
         let mut review = json!({"body": body, "event": "COMMENT", "comments": comments});
         if let Some(sha) = commit_id {
             review["commit_id"] = sha.into();
         }
-        self.call(Method::POST, &path, Some(review), "create the review")
+        let find = || -> Lookup<'_> {
+            Box::pin(async {
+                let list = format!("{path}?per_page=100");
+                let reviews: Vec<Value> = self
+                    .call(Method::GET, &list, None, "look for the review")
+                    .await?;
+                Ok(with_marker(reviews, &marker))
+            })
+        };
+        self.create(&path, review, "create the review", &find).await
+    }
+
+    /// A POST that creates an object: before each new attempt, `find` looks for the object a
+    /// failed attempt may have made, and what it finds is the answer.
+    async fn create<'f, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Value,
+        what: &str,
+        find: &'f (dyn Fn() -> Lookup<'f> + Sync),
+    ) -> Result<T, ApiError> {
+        self.request(Method::POST, path, Some(body), what, Some(find))
             .await
     }
 
@@ -203,6 +267,17 @@ impl GithubApi {
         body: Option<Value>,
         what: &str,
     ) -> Result<T, ApiError> {
+        self.request(method, path, body, what, None).await
+    }
+
+    async fn request<'f, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+        find: Option<&'f (dyn Fn() -> Lookup<'f> + Sync)>,
+    ) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.base);
         let body = body.map(|mut b| {
             self.redactor.redact_json(&mut b);
@@ -210,6 +285,20 @@ impl GithubApi {
         });
         let mut attempt = 0;
         loop {
+            if let (Some(find), true) = (find, attempt > 0) {
+                if let Some(found) = find().await.map_err(|e| ApiError::Status {
+                    status: e.status().unwrap_or(0),
+                    what: what.to_string(),
+                    message: format!("the attempt failed and looking for its result failed too, so it is not repeated (no duplicate): {e}"),
+                })? {
+                    eprintln!("sandcrab: GitHub: {what}: the failed attempt had been carried out; not posting again");
+                    return serde_json::from_value(found).map_err(|e| ApiError::Status {
+                        status: 200,
+                        what: what.to_string(),
+                        message: format!("unexpected answer: {e}"),
+                    });
+                }
+            }
             let response = self.send(&method, &url, body.as_ref()).await;
             let wait = match &response {
                 Ok(r) => retry_wait(r, attempt, self.first_wait),
@@ -287,6 +376,18 @@ impl GithubApi {
     }
 }
 
+/// The first object whose `body` holds `marker`.
+fn with_marker(objects: Vec<Value>, marker: &str) -> Option<Value> {
+    objects
+        .into_iter()
+        .find(|o| o["body"].as_str().is_some_and(|b| b.contains(marker)))
+}
+
+/// `text` percent-encoded for a query value.
+fn query_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
 /// How long to wait before retrying this answer, or `None` when it is final.
 fn retry_wait(r: &Response, attempt: u32, first: Duration) -> Option<Duration> {
     let status = r.status();
@@ -326,17 +427,24 @@ fn error_message(body: &str) -> String {
     };
     let mut parts = vec![v["message"].as_str().unwrap_or("no message").to_string()];
     for e in v["errors"].as_array().into_iter().flatten() {
-        let detail = e["message"].as_str().map(String::from).unwrap_or_else(|| {
-            format!(
-                "{} {} {}",
-                e["resource"].as_str().unwrap_or(""),
-                e["field"].as_str().unwrap_or(""),
-                e["code"].as_str().unwrap_or("")
-            )
-        });
-        parts.push(detail.trim().to_string());
+        let detail = match e {
+            // Reviews answer `"errors": ["Line could not be resolved"]`.
+            Value::String(reason) => reason.clone(),
+            _ => e["message"].as_str().map(String::from).unwrap_or_else(|| {
+                let field = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                format!("{} {} {}", field("resource"), field("field"), field("code"))
+            }),
+        };
+        let detail = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !detail.is_empty() {
+            parts.push(detail);
+        }
     }
-    parts.join(": ")
+    let (message, reasons) = parts.split_first().expect("the message is always there");
+    match reasons {
+        [] => message.clone(),
+        _ => format!("{message}: {}", reasons.join("; ")),
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +464,20 @@ mod tests {
             "Validation Failed: Issue title missing_field"
         );
         assert_eq!(error_message("oops\nbad"), "oops bad");
+    }
+
+    #[test]
+    fn plain_string_errors_are_named() {
+        let body = r#"{"message":"Unprocessable Entity","errors":["Line could not be resolved","Path could not be resolved"],"documentation_url":"https://docs.github.com/rest","status":"422"}"#;
+        assert_eq!(
+            error_message(body),
+            "Unprocessable Entity: Line could not be resolved; Path could not be resolved"
+        );
+        let mixed = r#"{"message":"Validation Failed","errors":["a reason",{"resource":"PullRequest","field":"head","code":"invalid"}]}"#;
+        assert_eq!(
+            error_message(mixed),
+            "Validation Failed: a reason; PullRequest head invalid"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod commands;
 pub mod comment;
 pub mod event;
+pub mod outputs;
 pub mod pr_checkout;
 pub mod prompt;
 pub mod publish;
@@ -39,14 +40,14 @@ const EDIT_INTERVAL: Duration = Duration::from_secs(3);
 
 pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Result<ExitCode> {
     let secrets = crate::config::ci::secrets_of(&args);
-    commands::add_masks(&secrets);
-    let redactor = Redactor::new(secrets);
+    commands::add_masks(&secrets.to_vec());
+    let redactor = secrets.redactor();
     let event = GithubEvent::load(&gh.event_name, gh.event_path.as_deref())
         .map_err(|e| BadInput::new(e.to_string()))?;
     let has_prompt = args.prompt.is_some() || args.prompt_file.is_some();
     let plan = match trigger::decide(&event, &settings, has_prompt) {
         Decision::Run(plan) => plan,
-        Decision::Skip(why) => return results::stop(&gh, "skipped", &why),
+        Decision::Skip(why) => return results::stop(&gh, outputs::Conclusion::Skipped, &why),
     };
     let api = Arc::new(GithubApi::new(
         &gh.api_url,
@@ -58,7 +59,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         return Err(BadInput::new("github-token is not set: pass the github-token input (e.g. ${{ github.token }}) or GITHUB_TOKEN").into());
     }
     if let Some(why) = refusal(&api, &event, &settings, &gh.repository).await? {
-        return results::stop(&gh, "refused", &why);
+        return results::stop(&gh, outputs::Conclusion::Refused, &why);
     }
     eprintln!(
         "sandcrab: running in {} mode: {}",

@@ -12,6 +12,7 @@
 
 use crate::config::ci::{CiSettings, Mode};
 use crate::error::ExitCode;
+use crate::report::inert::inert;
 use crate::run::RunOutcome;
 
 use super::api::GithubApi;
@@ -45,6 +46,13 @@ pub struct Published {
     pub error: Option<String>,
 }
 
+impl Context<'_> {
+    /// The repository's own server (`github.com`, or the GHES host): its links stay live.
+    fn own_host(&self) -> Option<String> {
+        crate::report::inert::host_of_url(self.server_url)
+    }
+}
+
 impl Published {
     fn fail(&mut self, message: String) {
         eprintln!("sandcrab: {message}");
@@ -68,7 +76,9 @@ pub async fn publish(
             }
         }
         Mode::Resolve | Mode::Auto => {
-            if !finished {
+            if outcome.exit_code == ExitCode::SecretInChanges {
+                out.notes.push("The changes hold a secret of this run, so nothing was committed, pushed or uploaded.".into());
+            } else if !finished {
                 out.notes.push("The agent did not finish, so nothing was pushed; the patch is in the run's outputs.".into());
             } else if outcome.patch.trim().is_empty() {
                 out.notes
@@ -176,7 +186,7 @@ async fn open_pr(ctx: &Context<'_>, plan: &Plan, outcome: &RunOutcome, out: &mut
         Ok(b) => b,
         Err(e) => return out.fail(format!("pushed {branch}, but {e}")),
     };
-    let body = pr_body(plan, outcome);
+    let body = pr_body(plan, outcome, ctx.own_host().as_deref());
     let title = match plan.target {
         Target::Issue(n) => format!(
             "Fix #{n}: {}",
@@ -192,6 +202,8 @@ async fn open_pr(ctx: &Context<'_>, plan: &Plan, outcome: &RunOutcome, out: &mut
             .take(200)
             .collect(),
     };
+    // The title is plain text on GitHub, but mentions in it still notify.
+    let title = inert(&title, None);
     let mut request = serde_json::json!({"title": title, "head": branch, "base": default, "body": body, "draft": ctx.settings.draft_pr});
     let mut created = ctx.api.create_pull(&request).await;
     if matches!(&created, Err(e) if e.status() == Some(422) && ctx.settings.draft_pr && e.to_string().to_lowercase().contains("draft"))
@@ -205,8 +217,11 @@ async fn open_pr(ctx: &Context<'_>, plan: &Plan, outcome: &RunOutcome, out: &mut
     }
 }
 
-fn pr_body(plan: &Plan, outcome: &RunOutcome) -> String {
-    let summary = outcome.result.summary.as_deref().unwrap_or("").trim();
+fn pr_body(plan: &Plan, outcome: &RunOutcome, own_host: Option<&str>) -> String {
+    let summary = inert(
+        outcome.result.summary.as_deref().unwrap_or("").trim(),
+        own_host,
+    );
     let fixes = match plan.target {
         Target::Issue(n) => format!("Fixes #{n}\n\n"),
         _ => String::new(),
@@ -250,6 +265,11 @@ async fn post_review(
             }
         }
         Err(e) => eprintln!("sandcrab: warning: cannot read the pull request's diff: {e}"),
+    }
+    let own = ctx.own_host();
+    findings.summary = inert(&findings.summary, own.as_deref());
+    for c in &mut findings.comments {
+        c.body = inert(&c.body, own.as_deref());
     }
     let summary = findings.summary.as_str();
     out.review_summary = Some(summary.to_string());

@@ -1,5 +1,5 @@
 //! The end of a GitHub run: artifacts, the final comment, the job's outputs
-//! (`GITHUB_OUTPUT`: conclusion, branch, pr-url, comment-url, cost, result-file) and the step
+//! (`GITHUB_OUTPUT`, see [`super::outputs`]) and the step
 //! summary; and the short ends (skip, refusal, a run that could not start).
 
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use crate::redact::Redactor;
 use crate::run::RunOutcome;
 
 use super::commands;
+use super::outputs::{self, Conclusion, Output};
 use super::publish::Published;
 
 /// `GITHUB_SERVER_URL/REPO/actions/runs/RUN_ID`.
@@ -29,13 +30,13 @@ pub fn run_url(gh: &GithubEnv) -> Option<String> {
 }
 
 /// A skip or a refusal: one line, `conclusion`, exit 0.
-pub fn stop(gh: &GithubEnv, conclusion: &str, why: &str) -> Result<ExitCode> {
-    eprintln!("sandcrab: {conclusion}: {why}");
+pub fn stop(gh: &GithubEnv, conclusion: Conclusion, why: &str) -> Result<ExitCode> {
+    eprintln!("sandcrab: {}: {why}", conclusion.as_str());
     write_outputs(
         gh,
         &[
-            ("conclusion", conclusion.to_string()),
-            ("reason", why.to_string()),
+            (Output::Conclusion, conclusion.as_str().to_string()),
+            (Output::Reason, why.to_string()),
         ],
     );
     Ok(ExitCode::Finished)
@@ -58,14 +59,14 @@ pub async fn failed_run(
         &format!("## sandcrab: ❌ could not run\n\n{message}\n"),
         &links,
         &[],
-        GITHUB_COMMENT_LIMIT,
+        GITHUB_COMMENT_LIMIT - super::api::MARKER_ROOM,
     );
     let comment_url = feedback.finish(&body).await.unwrap_or_default();
     write_outputs(
         gh,
         &[
-            ("conclusion", "failure".into()),
-            ("comment-url", comment_url),
+            (Output::Conclusion, Conclusion::Failure.as_str().into()),
+            (Output::CommentUrl, comment_url),
         ],
     );
     Err(anyhow::anyhow!(message))
@@ -81,7 +82,9 @@ pub async fn finish(
     let artifact = upload(gh, outcome).await;
     let mut report = std::fs::read_to_string(&outcome.outputs.report).unwrap_or_default();
     if let (Some(raw), Some(summary)) = (&outcome.result.summary, &published.review_summary) {
-        report = report.replacen(raw.trim(), summary, 1);
+        // Both already inert: the report's copy and the review's (made so when posted).
+        let shown = crate::report::markdown::summary_markdown(raw);
+        report = report.replacen(&shown, summary, 1);
     }
     let links = Links {
         run: run_url(gh),
@@ -95,7 +98,7 @@ pub async fn finish(
         &report,
         &links,
         &published.notes,
-        GITHUB_COMMENT_LIMIT,
+        GITHUB_COMMENT_LIMIT - super::api::MARKER_ROOM,
     ));
     let comment_url = match feedback.finish(&body).await {
         Ok(url) => url,
@@ -122,19 +125,25 @@ pub async fn finish(
         gh,
         &[
             (
-                "conclusion",
-                if failure.is_some() {
-                    "failure"
-                } else {
-                    "success"
+                Output::Conclusion,
+                match failure {
+                    Some(_) => Conclusion::Failure,
+                    None => Conclusion::Success,
                 }
+                .as_str()
                 .to_string(),
             ),
-            ("branch", published.branch.map(|b| b.0).unwrap_or_default()),
-            ("pr-url", published.pull_request.unwrap_or_default()),
-            ("comment-url", comment_url),
-            ("cost", super::cost_of(outcome)),
-            ("result-file", outcome.outputs.result.display().to_string()),
+            (
+                Output::Branch,
+                published.branch.map(|b| b.0).unwrap_or_default(),
+            ),
+            (Output::PrUrl, published.pull_request.unwrap_or_default()),
+            (Output::CommentUrl, comment_url),
+            (Output::Cost, super::cost_of(outcome)),
+            (
+                Output::ResultFile,
+                outcome.outputs.result.display().to_string(),
+            ),
         ],
     );
     if let Some(path) = &gh.step_summary {
@@ -151,21 +160,18 @@ pub async fn finish(
     })
 }
 
-fn write_outputs(gh: &GithubEnv, outputs: &[(&str, String)]) {
-    if let Some(path) = &gh.output_file {
-        if let Err(e) = commands::write_outputs(path, outputs) {
-            eprintln!(
-                "sandcrab: warning: cannot write the outputs {}: {e}",
-                path.display()
-            );
-        }
-    }
+fn write_outputs(gh: &GithubEnv, values: &[(Output, String)]) {
+    outputs::write(gh.output_file.as_deref(), values);
 }
 
 /// Uploads result.json, trajectory.jsonl, changes.patch and report.md as one artifact when
 /// the job has the artifact service; returns its URL.
 async fn upload(gh: &GithubEnv, outcome: &RunOutcome) -> Option<String> {
     let (token, url) = (gh.runtime_token.clone()?, gh.results_url.clone()?);
+    if outcome.exit_code == ExitCode::SecretInChanges {
+        eprintln!("sandcrab: no artifact uploaded: the agent's changes hold a secret of this run");
+        return None;
+    }
     let o = &outcome.outputs;
     let files: Vec<(String, PathBuf)> = [&o.result, &o.trajectory, &o.patch, &o.report]
         .iter()
