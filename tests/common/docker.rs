@@ -60,7 +60,14 @@ pub fn static_binary() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "--profile", "static-test", "--bin", "sandcrab"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--profile",
+                    "static-test",
+                    "--bin",
+                    "sandcrab",
+                ])
                 .args(["--target", "x86_64-unknown-linux-musl"])
                 .current_dir(&root)
                 .status()
