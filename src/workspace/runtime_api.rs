@@ -151,6 +151,7 @@ impl RuntimeApiWorkspace {
                 (started, false)
             }
         };
+        crate::cancel::stage("after-runtime-start").await;
         let ws = RuntimeApiWorkspace {
             remote: RemoteWorkspace::new(
                 &runtime.url,
@@ -167,7 +168,6 @@ impl RuntimeApiWorkspace {
             closed: AtomicBool::new(false),
         };
         ws.register_release();
-        crate::cancel::stage("after-runtime-start").await;
         let booted = async {
             wait_ready(&ws.api, &ws.session_id, &ws.remote, ws.start_timeout).await?;
             match repo {
