@@ -110,7 +110,7 @@ fn batch(port: u16, workdir: &str, base_url: &str, server_pid: u32) -> Figures {
     let runs = runtime.block_on(async {
         let tasks: Vec<_> = (0..CONVERSATIONS)
             .map(|_| {
-                let ws = RemoteWorkspace::new(&host, Some(KEY.to_string()), workdir);
+                let ws = RemoteWorkspace::new(&host, Some(KEY.to_string()), workdir).unwrap();
                 let base_url = base_url.to_string();
                 tokio::spawn(async move { one_conversation(ws, base_url).await })
             })

@@ -17,6 +17,11 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
+/// The run was stopped (a signal, the time limit) before it started working: exit 130.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before the run started: {0}")]
+pub struct Interrupted(pub String);
+
 /// An error the user must fix in their input or setup (exit 2). The message is one line:
 /// what failed, why, and what to do.
 #[derive(Debug, thiserror::Error)]

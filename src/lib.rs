@@ -5,11 +5,13 @@
 //! `agent` (prompt, tools, stuck detection), `llm` (model clients) and `report` (outputs).
 
 pub mod agent;
+pub mod cancel;
 pub mod ci;
 pub mod config;
 pub mod conversation;
 pub mod demo;
 pub mod doctor;
+pub mod duration;
 pub mod error;
 pub mod llm;
 pub mod redact;

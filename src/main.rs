@@ -3,6 +3,7 @@
 
 use std::process::ExitCode as ProcessExit;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use sandcrab::config::ci::CiConfig;
@@ -66,13 +67,18 @@ fn main() -> ProcessExit {
 }
 
 /// `sandcrab run`: on GitHub Actions the CI flow, elsewhere the plain run. `matches` tell
-/// which flags were given (action inputs only fill the others).
+/// which flags were given (action inputs only fill the others). Signals are watched before
+/// anything else happens, so a cancel at any moment removes what the run created.
 fn run(mut args: RunArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
     let empty = clap::ArgMatches::default();
-    match CiConfig::resolve(&mut args, matches.unwrap_or(&empty)) {
-        Ok(ci) => block_on(sandcrab::ci::run(args, ci)).unwrap_or_else(|e| fail(&e)),
-        Err(e) => fail(&anyhow::Error::new(e)),
-    }
+    let matches = matches.unwrap_or(&empty);
+    let work = async move {
+        sandcrab::cancel::watch_signals().context("cannot watch SIGINT/SIGTERM")?;
+        sandcrab::cancel::hold_at(config::test_hold_at());
+        let ci = CiConfig::resolve(&mut args, matches)?;
+        sandcrab::ci::run(args, ci).await
+    };
+    block_on(work).unwrap_or_else(|e| fail(&e))
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -101,8 +107,13 @@ fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> 
     runtime.block_on(future)
 }
 
-/// Prints one line — what failed and why — and returns the exit code for it.
+/// Prints one line — what failed and why — and returns the exit code for it (130 for a run
+/// stopped during its setup).
 fn fail(error: &anyhow::Error) -> ExitCode {
+    if let Some(stopped) = error.downcast_ref::<sandcrab::error::Interrupted>() {
+        eprintln!("sandcrab: {stopped}");
+        return ExitCode::Interrupted;
+    }
     eprintln!("sandcrab: error: {error:#}");
     ExitCode::BadInput
 }

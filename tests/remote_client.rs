@@ -324,7 +324,7 @@ fn event_ids(conv: &RemoteConversation) -> Vec<String> {
 async fn execute_polls_chunks_in_order_and_streams_them() {
     let fake = Fake::new(SocketMode::Reconnect, Vec::new());
     let url = serve(fake_router(fake.clone(), false)).await;
-    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work");
+    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work").unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let request = ExecRequest::new("run it")
         .cwd("sub")
@@ -374,7 +374,7 @@ async fn a_wrong_key_is_one_clear_error() {
         )
     });
     let url = serve(router).await;
-    let ws = RemoteWorkspace::new(&url, Some("wrong".into()), "/work");
+    let ws = RemoteWorkspace::new(&url, Some("wrong".into()), "/work").unwrap();
     let err = ws.execute(ExecRequest::new("true")).await.unwrap_err();
     let msg = err.to_string();
     for part in [
@@ -400,7 +400,7 @@ async fn an_unreachable_server_names_itself() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let ws = RemoteWorkspace::new(&url, None, "/work");
+    let ws = RemoteWorkspace::new(&url, None, "/work").unwrap();
     assert!(!ws.alive().await);
     let err = ws.git_changes(".").await.unwrap_err().to_string();
     assert!(
@@ -414,7 +414,7 @@ async fn an_unreachable_server_names_itself() {
 async fn socket_closing_with(code: u16) -> String {
     let fake = Fake::new(SocketMode::Close(code), Vec::new());
     let url = serve(fake_router(fake.clone(), true)).await;
-    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work");
+    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work").unwrap();
     let mut conv = RemoteConversation::create(&ws, spec(), RemoteOptions::default())
         .await
         .unwrap();
@@ -454,7 +454,7 @@ async fn reconnecting_catches_up_every_event_exactly_once() {
     ];
     let fake = Fake::new(SocketMode::Reconnect, before);
     let url = serve(fake_router(fake.clone(), true)).await;
-    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work");
+    let ws = RemoteWorkspace::new(&url, Some("k".into()), "/work").unwrap();
     let mut conv = RemoteConversation::create(&ws, spec(), RemoteOptions::default())
         .await
         .unwrap();
@@ -485,7 +485,7 @@ async fn reconnecting_catches_up_every_event_exactly_once() {
 async fn without_a_socket_the_run_ends_by_polling() {
     let fake = Fake::new(SocketMode::Absent, vec![message("e0", 1, "user", "go")]);
     let url = serve(fake_router(fake.clone(), false)).await;
-    let ws = RemoteWorkspace::new(&url, None, "/work");
+    let ws = RemoteWorkspace::new(&url, None, "/work").unwrap();
     let mut conv = RemoteConversation::create(&ws, spec(), RemoteOptions::default())
         .await
         .unwrap();
@@ -504,7 +504,7 @@ async fn the_pause_flag_pauses_the_run_once() {
     let fake = Fake::new(SocketMode::Absent, vec![message("e0", 1, "user", "go")]);
     fake.with(|s| s.run_time = Duration::from_secs(30));
     let url = serve(fake_router(fake.clone(), false)).await;
-    let ws = RemoteWorkspace::new(&url, None, "/work");
+    let ws = RemoteWorkspace::new(&url, None, "/work").unwrap();
     let mut conv = RemoteConversation::create(&ws, spec(), RemoteOptions::default())
         .await
         .unwrap();
@@ -526,7 +526,7 @@ async fn the_pause_flag_pauses_the_run_once() {
 async fn an_existing_conversation_is_attached_to() {
     let fake = Fake::new(SocketMode::Absent, vec![message("e0", 1, "user", "hi")]);
     let url = serve(fake_router(fake.clone(), false)).await;
-    let ws = RemoteWorkspace::new(&url, None, "/work");
+    let ws = RemoteWorkspace::new(&url, None, "/work").unwrap();
     let options = RemoteOptions {
         conversation_id: Some(CID.into()),
         ..RemoteOptions::default()
@@ -573,7 +573,7 @@ impl Target {
     }
 
     fn workspace(&self) -> RemoteWorkspace {
-        RemoteWorkspace::new(&self.url, self.key.clone(), self.workdir.clone())
+        RemoteWorkspace::new(&self.url, self.key.clone(), self.workdir.clone()).unwrap()
     }
 }
 

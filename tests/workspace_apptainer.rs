@@ -70,6 +70,8 @@ async fn exec_contains_the_server_binds_the_copy_and_close_ends_the_group() {
         &workdir.path().display().to_string(),
         "--conversations-dir",
         "/.sandcrab/conversations",
+        "--idle-timeout-minutes",
+        "10",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -24,6 +24,13 @@ pub async fn run(args: RunArgs, ci: CiConfig) -> Result<ExitCode> {
     match (ci.platform, ci.github, ci.gitlab) {
         (Platform::Github, Some(github), _) => github::run(args, ci.settings, github).await,
         (Platform::Gitlab, _, Some(job)) => gitlab::flow::run(args, ci.settings, job).await,
-        _ => crate::run::run(RunConfig::from_args(args)?).await,
+        _ => {
+            let hooks = crate::run::RunHooks {
+                timeout: ci.settings.timeout,
+                ..Default::default()
+            };
+            let outcome = crate::run::run_with(RunConfig::from_args(args)?, hooks).await?;
+            Ok(outcome.exit_code)
+        }
     }
 }

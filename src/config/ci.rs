@@ -380,14 +380,8 @@ fn settings(ci: &CiArgs) -> Result<CiSettings, BadInput> {
         }
     };
     let timeout = match ci.timeout_minutes {
-        Some(m) if m.is_finite() && m > 0.0 => Some(Duration::from_secs_f64(m * 60.0)),
-        Some(0.0) => None,
-        Some(m) => {
-            return Err(BadInput::new(format!(
-                "timeout-minutes is {m}: use a number of minutes > 0"
-            )))
-        }
-        None => None,
+        Some(0.0) | None => None,
+        Some(m) => Some(crate::duration::minutes("timeout-minutes", m).map_err(BadInput::new)?),
     };
     let phrase = ci.trigger_phrase.clone().filter(|p| !p.trim().is_empty());
     Ok(CiSettings {

@@ -3,7 +3,6 @@
 //! takes plain configuration.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -351,15 +350,7 @@ fn prompt_source(args: &RunArgs) -> Result<PromptSource, BadInput> {
 }
 
 fn llm_config(args: &RunArgs, model: String) -> Result<LlmConfig, BadInput> {
-    let positive = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(BadInput::new(format!(
-                "{name} must be a number of seconds ≥ 0, got {v}"
-            )))
-        }
-    };
+    let positive = |name: &str, v: f64| crate::duration::seconds(name, v).map_err(BadInput::new);
     let mut llm = LlmConfig::new(model);
     llm.base_url = args
         .llm_base_url
@@ -414,6 +405,12 @@ fn secret_env_values() -> impl Iterator<Item = String> {
     SECRET_ENV_NAMES
         .iter()
         .filter_map(|name| env_nonempty(name))
+}
+
+/// The setup stage a test holds a run at (hidden: `SANDCRAB_TEST_HOLD_AT`, see
+/// `crate::cancel::stage`).
+pub fn test_hold_at() -> Option<String> {
+    env_nonempty("SANDCRAB_TEST_HOLD_AT")
 }
 
 /// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise).

@@ -102,7 +102,7 @@ pub struct SandboxArgs {
     #[arg(long, env = "SANDCRAB_APPTAINER_IMAGE")]
     pub apptainer_image: Option<String>,
 
-    /// Apptainer: where built .sif files are cached [default: TMPDIR/sandcrab-apptainer-cache]
+    /// Apptainer: where built .sif files are cached, a private (0700) directory [default: $XDG_CACHE_HOME/sandcrab/apptainer]
     #[arg(long, env = "SANDCRAB_APPTAINER_CACHE")]
     pub apptainer_cache: Option<PathBuf>,
 

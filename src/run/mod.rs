@@ -18,6 +18,7 @@ use crate::agent::condenser::Condenser;
 use crate::agent::prompt::system_prompt;
 use crate::agent::tools::{default_tools, ToolContext};
 use crate::agent::Agent;
+use crate::cancel::RunStop;
 use crate::config::{PromptSource, RunConfig, WorkspaceChoice};
 use crate::conversation::event::Event;
 use crate::conversation::local::last_observation;
@@ -53,9 +54,12 @@ struct Session {
 pub struct RunHooks {
     /// Called with every event (already redacted), after the console printer.
     pub listener: Option<Listener>,
-    /// Wall-clock limit of the agent loop: past it the run stops after the current step, as
-    /// on SIGINT, and its partial results are written.
+    /// Wall-clock limit of the run, from its start: past it the run stops (the current step
+    /// is cut off after [`crate::cancel::STOP_GRACE`], a running command too) and its partial
+    /// results are written.
     pub timeout: Option<Duration>,
+    /// Any other stop of the run (a caller's limit): `request` it with the reason.
+    pub stop: Option<crate::cancel::RunStop>,
 }
 
 /// What a run produced, for the caller to publish.
@@ -81,6 +85,11 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
 pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> {
     let started = Instant::now();
     remove_sandboxes_on_panic();
+    let stop = hooks.stop.clone().unwrap_or_default();
+    stop.follow_signals();
+    if let Some(limit) = hooks.timeout {
+        stop.after(limit);
+    }
     let demo_repo = if config.demo {
         Some(DemoRepo::create()?)
     } else {
@@ -90,8 +99,11 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
         .as_ref()
         .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
     let prompt = read_prompt(&config.prompt)?;
-    let mut session = open(&config, &repo_dir).await?;
-    let base = git::workspace_base(session.workspace.as_ref()).await?;
+    let mut session = crate::cancel::unless_stopped(&stop, open(&config, &repo_dir)).await?;
+    let base = crate::cancel::unless_stopped(&stop, async {
+        Ok(git::workspace_base(session.workspace.as_ref()).await?)
+    })
+    .await?;
     announce(
         &config,
         session.model.as_deref().unwrap_or(&config.llm.model),
@@ -108,13 +120,9 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     if should_send_prompt(session.conversation.as_ref(), &prompt) {
         session.conversation.send_message(&prompt).await?;
     }
-    watch_signals(session.conversation.pause_handle());
-    if let Some(limit) = hooks.timeout {
-        stop_after(limit, session.conversation.pause_handle());
-    }
     let setup_ms = ms_since(started);
     let run_started = Instant::now();
-    let end = run_to_end(session.conversation.as_mut()).await;
+    let end = run_until_stopped(session.conversation.as_mut(), &stop).await;
     let run_ms = ms_since(run_started);
     if let Err(e) = session.conversation.close().await {
         eprintln!("sandcrab: warning: closing the conversation: {e:#}");
@@ -123,6 +131,9 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     result.timings.setup_ms = setup_ms;
     result.timings.run_ms = run_ms;
     result.timings.total_ms = ms_since(started);
+    if let (RunEnd::Paused, Some(reason)) = (&end, stop.reason()) {
+        result.error = Some(reason);
+    }
     withhold_secrets(&config, &session, &mut result, &mut patch);
     let outputs = write_outputs(&config, &session, &result, &patch)?;
     if let (Some(docker), false) = (&session.docker, end == RunEnd::Finished) {
@@ -140,16 +151,23 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
     })
 }
 
-/// Past `limit`, stops the run after the current step.
-fn stop_after(limit: Duration, pause: Arc<std::sync::atomic::AtomicBool>) {
-    tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        eprintln!(
-            "sandcrab: the time limit ({:.0} s) is up; stopping after the current step",
-            limit.as_secs_f64()
-        );
+/// Runs the conversation to its end; once `stop` is requested, it stops after the current
+/// step, or is cut off (a running command too) when that step does not end within
+/// [`crate::cancel::STOP_GRACE`].
+async fn run_until_stopped(conversation: &mut dyn Conversation, stop: &RunStop) -> RunEnd {
+    let pause = conversation.pause_handle();
+    let cut_off = async {
+        stop.requested().await;
         pause.store(true, Ordering::SeqCst);
-    });
+        tokio::time::sleep(crate::cancel::STOP_GRACE).await;
+    };
+    tokio::select! {
+        end = run_to_end(conversation) => end,
+        () = cut_off => {
+            eprintln!("sandcrab: the current step did not end in time; cutting it off");
+            RunEnd::Paused
+        }
+    }
 }
 
 /// The run's end; a conversation that fails for good (its agent-server died or vanished, the
@@ -422,31 +440,6 @@ async fn patch(workspace: &dyn Workspace, base: Option<&str>, exclude: &[PathBuf
             String::new()
         }
     }
-}
-
-/// First SIGINT/SIGTERM: stop after the current step and write what there is. Second: remove
-/// every sandbox this process started and exit now.
-fn watch_signals(pause: Arc<std::sync::atomic::AtomicBool>) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        for round in 0.. {
-            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-            if round > 0 {
-                eprintln!("sandcrab: interrupted again; removing sandboxes and exiting now");
-                crate::workspace::docker::cleanup::remove_all_blocking();
-                crate::workspace::release::release_all_blocking();
-                std::process::exit(ExitCode::Interrupted as i32);
-            }
-            eprintln!("sandcrab: interrupted; stopping after the current step (again to exit now)");
-            pause.store(true, Ordering::SeqCst);
-        }
-    });
 }
 
 fn run_status(end: &RunEnd) -> RunStatus {

@@ -25,7 +25,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         url,
         config.session_api_key.clone(),
         config.sandbox_workdir.clone(),
-    );
+    )?;
     workspace
         .wait_until_alive(ALIVE_TIMEOUT)
         .await

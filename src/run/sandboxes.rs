@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::config::{RunConfig, WorkspaceChoice};
 use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
 use crate::conversation::Conversation;
+use crate::duration;
 use crate::error::BadInput;
 use crate::llm::relay::Relay;
 use crate::llm::{endpoint, Endpoint};
@@ -79,7 +80,7 @@ async fn open_cloud(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSessio
     opts.sandbox_spec_id = s.cloud_sandbox_spec.clone();
     opts.sandbox_id = s.cloud_sandbox_id.clone();
     opts.keep_alive = s.cloud_keep_alive;
-    opts.start_timeout = Duration::from_secs(s.cloud_start_timeout);
+    opts.start_timeout = whole_seconds("--cloud-start-timeout", s.cloud_start_timeout)?;
     opts.workdir = config.sandbox_workdir.clone();
     opts.exclude = super::outputs_in_repo(config);
     let repo = opts.sandbox_id.is_none().then_some(repo_dir);
@@ -124,7 +125,7 @@ async fn open_runtime_api(config: &RunConfig, repo_dir: &Path) -> Result<Sandbox
         Some(s.runtime_api_runtime_class.clone()).filter(|c| c != "none" && !c.is_empty());
     opts.env = config.forward_env.clone();
     opts.pause_on_close = s.runtime_api_pause_on_close;
-    opts.start_timeout = Duration::from_secs(s.runtime_api_start_timeout);
+    opts.start_timeout = whole_seconds("--runtime-api-start-timeout", s.runtime_api_start_timeout)?;
     opts.workdir = config.sandbox_workdir.clone();
     opts.exclude = super::outputs_in_repo(config);
     eprintln!(
@@ -326,4 +327,9 @@ async fn give_cloud_secrets(ws: &CloudWorkspace, conversation_id: &str, names: O
             eprintln!("sandcrab: warning: cannot give the account's secrets to the agent: {e}")
         }
     }
+}
+
+/// A start timeout from a flag, at most `duration::MAX` (a huge one would overflow a deadline).
+fn whole_seconds(flag: &str, value: u64) -> Result<Duration, BadInput> {
+    duration::whole_seconds(flag, value).map_err(BadInput::new)
 }

@@ -129,7 +129,7 @@ async fn server_info(State(state): State<AppState>) -> Json<ServerInfo> {
         build_git_sha: option_env!("SANDCRAB_GIT_SHA").unwrap_or("unknown"),
         build_git_ref: option_env!("SANDCRAB_GIT_REF").unwrap_or("unknown"),
         usable_tools: USABLE_TOOLS,
-        runtime_idle_timeout_seconds: None,
+        runtime_idle_timeout_seconds: state.config.idle_timeout.map(|t| t.as_secs_f64()),
         conversation_runtime: "local",
         available_conversation_runtimes: [],
         capabilities: [],

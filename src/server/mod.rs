@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod git;
 pub mod info;
+pub mod lifetime;
 pub mod sockets;
 pub mod validation;
 
@@ -31,6 +32,10 @@ pub struct ServerConfig {
     pub conversations_dir: PathBuf,
     /// The default working directory of commands and conversations.
     pub working_dir: PathBuf,
+    /// Exit after this long with no API request (`None`: never).
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Exit when the parent process exits.
+    pub exit_when_parent_gone: bool,
 }
 
 /// Shared by every handler.
@@ -102,20 +107,18 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    let stop = lifetime::stop_reason(
+        state.activity.clone(),
+        state.config.idle_timeout,
+        state.config.exit_when_parent_gone,
+    );
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            if let Some(line) = lifetime::describe(stop.await) {
+                eprintln!("{line}");
+            }
+        })
         .await?;
     conversations.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
 }

@@ -50,7 +50,7 @@ pub enum SifSource {
 #[derive(Debug, Clone)]
 pub struct ApptainerOptions {
     pub source: SifSource,
-    /// Where built SIFs are kept.
+    /// Where built SIFs are kept: a private directory ([`super::sif_cache`]).
     pub cache_dir: PathBuf,
     /// The `apptainer` (or `singularity`) program.
     pub program: PathBuf,
@@ -71,7 +71,7 @@ impl ApptainerOptions {
     pub fn new(source: SifSource, sandbox_binary: impl Into<PathBuf>) -> Self {
         ApptainerOptions {
             source,
-            cache_dir: std::env::temp_dir().join("sandcrab-apptainer-cache"),
+            cache_dir: super::sif_cache::default_dir(),
             program: PathBuf::from("apptainer"),
             sandbox_binary: sandbox_binary.into(),
             workdir: "/workspace".into(),
@@ -102,6 +102,8 @@ impl ApptainerWorkspace {
         repo: Option<&Path>,
     ) -> Result<Self, WorkspaceError> {
         super::docker::elf::check_static(&opts.sandbox_binary)?;
+        // A client that cannot be built fails here, before a process exists.
+        super::server_api::http_client()?;
         let sif = blocking({
             let opts = opts.clone();
             move || prepare_sif(&opts)
@@ -114,10 +116,17 @@ impl ApptainerWorkspace {
         })
         .await?;
         let key = uuid::Uuid::new_v4().simple().to_string();
+        // Counted as a creation in flight: a cleanup waits for the launch, which registers
+        // the process group as soon as it exists.
+        let creating = release::Creating::start();
         let launched = blocking({
             let (opts, sif, scratch, key) =
                 (opts.clone(), sif.clone(), scratch.clone(), key.clone());
-            move || launch(&opts, &sif, &scratch, &key)
+            move || {
+                let launched = launch(&opts, &sif, &scratch, &key);
+                drop(creating);
+                launched
+            }
         })
         .await;
         let (child, url, log) = match launched {
@@ -129,7 +138,7 @@ impl ApptainerWorkspace {
         };
         let pgid = child.id() as i32;
         let ws = ApptainerWorkspace {
-            remote: RemoteWorkspace::new(&url, Some(key), opts.workdir.clone()),
+            remote: RemoteWorkspace::new(&url, Some(key), opts.workdir.clone())?,
             child: Arc::new(Mutex::new(Some(child))),
             pgid,
             scratch,
@@ -238,11 +247,11 @@ fn prepare_sif(opts: &ApptainerOptions) -> Result<PathBuf, WorkspaceError> {
         }
         SifSource::Image(image) => image,
     };
+    super::sif_cache::ensure_private_dir(&opts.cache_dir)?;
     let sif = opts.cache_dir.join(sif_name(image));
-    if sif.is_file() {
+    if super::sif_cache::reusable(&sif)? {
         return Ok(sif);
     }
-    std::fs::create_dir_all(&opts.cache_dir)?;
     let partial = sif.with_extension(format!("sif.{}.part", std::process::id()));
     let source = if image.contains("://") {
         image.clone()
@@ -356,6 +365,8 @@ pub fn exec_args(opts: &ApptainerOptions, sif: &Path, scratch: &Path) -> Vec<Str
     args.push(opts.workdir.clone());
     args.push("--conversations-dir".into());
     args.push(CONVERSATIONS_IN_CONTAINER.into());
+    args.push("--idle-timeout-minutes".into());
+    args.push(super::SANDBOX_IDLE_TIMEOUT_MINUTES.into());
     args
 }
 
@@ -392,6 +403,14 @@ fn launch(
         .process_group(0)
         .spawn()
         .map_err(|e| not_found(&opts.program, e))?;
+    let pgid = child.id() as i32;
+    let scratch_dir = scratch.to_path_buf();
+    // Until the workspace registers itself (same key), a cleanup kills the group by id.
+    release::register(&format!("apptainer:{pgid}"), move || {
+        // SAFETY: plain syscall on the process group this process just created.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = std::fs::remove_dir_all(&scratch_dir);
+    });
     let log = collect(child.stderr.take());
     let first = first_line(&mut child);
     match first.strip_prefix("sandcrab serve: listening on ") {
@@ -400,7 +419,7 @@ fn launch(
             Ok((child, url, log))
         }
         None => {
-            let pgid = child.id() as i32;
+            release::unregister(&format!("apptainer:{pgid}"));
             stop_group(&Mutex::new(Some(child)), pgid, Path::new("/nonexistent"));
             let log = log.lock().map(|l| l.join("\n")).unwrap_or_default();
             Err(WorkspaceError::Other(format!(

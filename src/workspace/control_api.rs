@@ -86,18 +86,14 @@ impl ControlApi {
         base_url: &str,
         auth: ControlAuth,
         key_flag: &'static str,
-    ) -> Self {
-        let client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| Client::new());
-        ControlApi {
-            client,
+    ) -> Result<Self, WorkspaceError> {
+        Ok(ControlApi {
+            client: super::server_api::http_client()?,
             base: base_url.trim_end_matches('/').to_string(),
             auth,
             service,
             key_flag,
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -106,7 +102,7 @@ impl ControlApi {
 
     /// The same API with a new connection pool: for calls made from another runtime (a
     /// release on `Drop` or in a signal handler), where the old pool's connections are dead.
-    pub fn fresh(&self) -> Self {
+    pub fn fresh(&self) -> Result<Self, WorkspaceError> {
         Self::new(self.service, &self.base, self.auth.clone(), self.key_flag)
     }
 
@@ -244,7 +240,8 @@ mod tests {
             "http://x/",
             ControlAuth::Bearer("k".into()),
             "--cloud-api-key",
-        );
+        )
+        .unwrap();
         assert_eq!(api.base_url(), "http://x");
         let e = api.failure("POST /api/v1/sandboxes", StatusCode::UNAUTHORIZED, "");
         assert!(matches!(e, ControlError::Unauthorized { status: 401, .. }));

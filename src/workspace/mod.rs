@@ -15,7 +15,13 @@ pub mod remote;
 pub mod repo_upload;
 pub mod runtime_api;
 pub mod server_api;
+pub mod sif_cache;
 pub mod snapshot;
+
+/// `--idle-timeout-minutes` of the agent-servers this process starts in Docker and Apptainer
+/// sandboxes: a server no runner has called for this long exits (its runner was killed), so
+/// the sandbox stops instead of running on. A live runner polls far more often than this.
+pub const SANDBOX_IDLE_TIMEOUT_MINUTES: &str = "10";
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,15 +3,25 @@
 //! [`release_all_blocking`] from a signal handler or panic hook, and [`block_on`] to run one
 //! async release from `Drop`, on a short-lived thread with its own current-thread runtime (so
 //! it works inside or outside a tokio runtime). Docker containers have their own registry
-//! (`docker::cleanup`).
+//! (`docker::cleanup`); `crate::cancel::cleanup_all` runs both.
+//!
+//! A resource being created (a container create, a Cloud sandbox POST, a runtime start, an
+//! Apptainer launch) is created through [`shielded`]: the creation runs to its end and
+//! registers what it made even when its caller is cancelled mid-request, and
+//! [`wait_for_creations`] lets a cleanup wait for those in flight, so a cancel at any moment
+//! leaks nothing.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 type Action = Box<dyn FnOnce() + Send>;
 
 static LIVE: Mutex<BTreeMap<String, Action>> = Mutex::new(BTreeMap::new());
+/// Creations in flight (see [`shielded`]).
+static CREATING: AtomicUsize = AtomicUsize::new(0);
 
 fn live() -> MutexGuard<'static, BTreeMap<String, Action>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -54,4 +64,53 @@ where
         }
     });
     let _ = thread.join();
+}
+
+/// Counts a creation in flight while it lives.
+pub struct Creating(());
+
+impl Creating {
+    pub fn start() -> Self {
+        CREATING.fetch_add(1, Ordering::SeqCst);
+        Creating(())
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        CREATING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `work` (a creation that registers what it creates) on its own task, to its end even
+/// if the caller stops waiting; counted as in flight until then.
+pub async fn shielded<T, F>(work: F) -> T
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let creating = Creating::start();
+    let task = tokio::spawn(async move {
+        let out = work.await;
+        drop(creating);
+        out
+    });
+    match task.await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime shuts down, which drops this future too.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Waits (blocking, up to `limit`) until no creation is in flight; whether none is.
+pub fn wait_for_creations(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while CREATING.load(Ordering::SeqCst) > 0 {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }

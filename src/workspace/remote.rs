@@ -66,11 +66,11 @@ impl RemoteWorkspace {
         host_url: impl AsRef<str>,
         api_key: Option<String>,
         working_dir: impl Into<String>,
-    ) -> Self {
-        RemoteWorkspace {
-            api: ServerApi::new(host_url.as_ref(), api_key),
+    ) -> Result<Self, WorkspaceError> {
+        Ok(RemoteWorkspace {
+            api: ServerApi::new(host_url.as_ref(), api_key)?,
             working_dir: working_dir.into(),
-        }
+        })
     }
 
     /// The server's base URL, without a trailing slash.
@@ -93,7 +93,7 @@ impl RemoteWorkspace {
 
     /// Waits until the server is alive, polling every 250 ms.
     pub async fn wait_until_alive(&self, timeout: Duration) -> Result<(), WorkspaceError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::duration::deadline(timeout);
         while !self.alive().await {
             if Instant::now() >= deadline {
                 return Err(WorkspaceError::Other(format!(
@@ -142,7 +142,7 @@ impl Workspace for RemoteWorkspace {
         let id = started["id"].as_str().ok_or_else(|| {
             ApiError::malformed("POST /api/bash/start_bash_command", "no command id")
         })?;
-        let deadline = Instant::now() + request.timeout + DEADLINE_MARGIN;
+        let deadline = crate::duration::deadline(request.timeout.saturating_add(DEADLINE_MARGIN));
         let output = poll_output(&self.api, id, &request, deadline).await?;
         Ok(output.into_result(request))
     }

@@ -138,17 +138,29 @@ impl RuntimeApiWorkspace {
             &opts.api_url,
             ControlAuth::ApiKey(opts.api_key.clone()),
             KEY_FLAG,
-        );
+        )?;
         let (runtime, attached) = match attach(&api, &opts.session_id).await? {
             Some(runtime) => (runtime, true),
-            None => (start_runtime(&api, &opts).await?, false),
+            None => {
+                // Shielded: a cancel mid-request still registers the runtime it started.
+                let (api, opts) = (api.clone(), opts.clone());
+                let started = release::shielded(async move {
+                    let runtime = start_runtime(&api, &opts).await?;
+                    let action = close_action(opts.keep_alive, opts.pause_on_close);
+                    register_release(&api, &runtime.id, action);
+                    Ok::<_, WorkspaceError>(runtime)
+                })
+                .await?;
+                (started, false)
+            }
         };
+        crate::cancel::stage("after-runtime-start").await;
         let ws = RuntimeApiWorkspace {
             remote: RemoteWorkspace::new(
                 &runtime.url,
                 runtime.session_key.clone(),
                 opts.workdir.clone(),
-            ),
+            )?,
             api,
             session_id: opts.session_id.clone(),
             runtime_id: runtime.id,
@@ -195,27 +207,15 @@ impl RuntimeApiWorkspace {
 
     /// What closing does: "stop", "pause", or nothing.
     fn close_action(&self) -> Option<&'static str> {
-        match (self.keep_alive, self.pause_on_close) {
-            (true, _) => None,
-            (false, true) => Some("pause"),
-            (false, false) => Some("stop"),
-        }
+        close_action(self.keep_alive, self.pause_on_close)
     }
 
     fn register_release(&self) {
-        let Some(action) = self.close_action() else {
-            return;
-        };
-        let (api, id) = (self.api.fresh(), self.runtime_id.clone());
-        release::register(&self.key(), move || {
-            release::block_on(async move {
-                let _ = post_runtime(&api, action, &id).await;
-            })
-        });
+        register_release(&self.api, &self.runtime_id, self.close_action());
     }
 
     fn key(&self) -> String {
-        format!("runtime:{}", self.runtime_id)
+        release_key(&self.runtime_id)
     }
 
     async fn pause_sandbox(&self) -> Result<(), WorkspaceError> {
@@ -261,11 +261,41 @@ impl Drop for RuntimeApiWorkspace {
         let Some(action) = self.close_action() else {
             return;
         };
-        let (api, id) = (self.api.fresh(), self.runtime_id.clone());
+        let (api, id) = (self.api.clone(), self.runtime_id.clone());
         release::block_on(async move {
-            let _ = post_runtime(&api, action, &id).await;
+            if let Ok(api) = api.fresh() {
+                let _ = post_runtime(&api, action, &id).await;
+            }
         });
     }
+}
+
+/// What closing a runtime does: "stop", "pause", or nothing (kept).
+fn close_action(keep_alive: bool, pause_on_close: bool) -> Option<&'static str> {
+    match (keep_alive, pause_on_close) {
+        (true, _) => None,
+        (false, true) => Some("pause"),
+        (false, false) => Some("stop"),
+    }
+}
+
+fn release_key(runtime_id: &str) -> String {
+    format!("runtime:{runtime_id}")
+}
+
+/// Closes the runtime (`action`) if the process is stopped before the workspace closes.
+fn register_release(api: &ControlApi, runtime_id: &str, action: Option<&'static str>) {
+    let Some(action) = action else {
+        return;
+    };
+    let (api, id) = (api.clone(), runtime_id.to_string());
+    release::register(&release_key(runtime_id), move || {
+        release::block_on(async move {
+            if let Ok(api) = api.fresh() {
+                let _ = post_runtime(&api, action, &id).await;
+            }
+        })
+    });
 }
 
 /// The session's runtime when it is running or paused (a paused one is resumed).
@@ -340,7 +370,7 @@ async fn wait_ready(
     remote: &RemoteWorkspace,
     timeout: Duration,
 ) -> Result<(), WorkspaceError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let mut backoff = Backoff::new();
     loop {
         let data = match session(api, session_id).await {

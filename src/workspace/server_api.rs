@@ -54,6 +54,21 @@ impl From<ApiError> for WorkspaceError {
     }
 }
 
+/// A new pooled HTTP client for agent-server and control-plane calls (a new pool, so it is
+/// usable from the runtime that builds it). A client that cannot be built (TLS roots,
+/// resolver) is an error here, never a fallback to `Client::new()`, which panics on that
+/// very failure.
+pub fn http_client() -> Result<Client, WorkspaceError> {
+    Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| {
+            WorkspaceError::Other(format!(
+                "cannot set up the HTTP client (TLS or resolver): {e}"
+            ))
+        })
+}
+
 /// The HTTP side of an agent-server: base URL, session key, one pooled client. Shared by the
 /// workspace and the conversations opened on it.
 #[derive(Clone)]
@@ -64,16 +79,12 @@ pub struct ServerApi {
 }
 
 impl ServerApi {
-    pub fn new(host_url: &str, api_key: Option<String>) -> Self {
-        let client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| Client::new());
-        ServerApi {
-            client,
+    pub fn new(host_url: &str, api_key: Option<String>) -> Result<Self, WorkspaceError> {
+        Ok(ServerApi {
+            client: http_client()?,
             base: host_url.trim_end_matches('/').to_string(),
             key: api_key.filter(|k| !k.is_empty()),
-        }
+        })
     }
 
     pub fn base_url(&self) -> &str {

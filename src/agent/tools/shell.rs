@@ -162,6 +162,11 @@ impl ShellSession {
             .ok_or_else(|| io::Error::other("no stdout"))?;
         let shared = Arc::new(Shared::default());
         let reader = tokio::spawn(read_output(stdout, shared.clone()));
+        // A second SIGINT (which exits without running Drop) still ends the shell's group.
+        crate::workspace::release::register(&release_key(pid), move || {
+            // SAFETY: killpg has no memory-safety preconditions; the group is the shell's own.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+        });
         let nonce = format!("{:016x}", fastrand::u64(..));
         let mut session = ShellSession {
             child,
@@ -362,7 +367,13 @@ impl Drop for ShellSession {
     fn drop(&mut self) {
         self.signal(libc::SIGKILL);
         self.reader.abort();
+        crate::workspace::release::unregister(&release_key(self.pid));
     }
+}
+
+/// The shell's entry in the release registry.
+fn release_key(pid: u32) -> String {
+    format!("shell:{pid}")
 }
 
 trait SignalCode {

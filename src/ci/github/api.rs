@@ -116,13 +116,23 @@ pub struct GithubApi {
 }
 
 impl GithubApi {
-    pub fn new(api_url: &str, repository: &str, token: Option<String>, redactor: Redactor) -> Self {
+    /// The client; an HTTP client that cannot be built (TLS roots, resolver) is an error, not
+    /// a fallback to a default client (which panics on that failure and lacks the User-Agent
+    /// GitHub requires).
+    pub fn new(
+        api_url: &str,
+        repository: &str,
+        token: Option<String>,
+        redactor: Redactor,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(60))
             .build()
-            .unwrap_or_default();
-        GithubApi {
+            .map_err(|e| {
+                anyhow::anyhow!("cannot set up the HTTP client for the GitHub API: {e}")
+            })?;
+        Ok(GithubApi {
             http,
             base: api_url.trim_end_matches('/').to_string(),
             repo: repository.to_string(),
@@ -130,7 +140,7 @@ impl GithubApi {
             redactor,
             retries: 4,
             first_wait: Duration::from_secs(1),
-        }
+        })
     }
 
     /// The collaborator permission of `user` (`None`: not a collaborator, 404).

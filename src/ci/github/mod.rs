@@ -54,7 +54,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         &gh.repository,
         gh.token.clone(),
         redactor.clone(),
-    ));
+    )?);
     if gh.token.is_none() {
         return Err(BadInput::new("github-token is not set: pass the github-token input (e.g. ${{ github.token }}) or GITHUB_TOKEN").into());
     }
@@ -117,6 +117,7 @@ async fn run_planned(
     let hooks = RunHooks {
         listener: Some(pump.listener()),
         timeout: settings.timeout,
+        stop: None,
     };
     commands::group("sandcrab: agent log");
     let guard = commands::StopCommands::start();

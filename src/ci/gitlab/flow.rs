@@ -62,6 +62,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, job: GitlabJob) -> Res
     let hooks = RunHooks {
         listener: Some(pump.listener()),
         timeout: settings.timeout,
+        stop: None,
     };
     let outcome = crate::run::run_with(config.clone(), hooks).await;
     let mut feedback = pump.stop().await?;

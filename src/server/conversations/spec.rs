@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -205,7 +204,7 @@ fn llm_config(llm: &Value) -> Result<LlmConfig, String> {
         config.num_retries = n as u32;
     }
     if let Some(t) = llm["timeout"].as_f64() {
-        config.timeout = Duration::from_secs_f64(t.max(1.0));
+        config.timeout = crate::duration::seconds("agent.llm.timeout", t.max(1.0))?;
     }
     config.max_output_tokens = llm["max_output_tokens"].as_u64().map(|n| n as u32);
     config.temperature = llm["temperature"].as_f64().map(|t| t as f32);

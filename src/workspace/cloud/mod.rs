@@ -98,19 +98,32 @@ impl CloudWorkspace {
             &opts.api_url,
             ControlAuth::Bearer(opts.api_key.clone()),
             KEY_FLAG,
-        );
+        )?;
         let sandbox_id = match &opts.sandbox_id {
             Some(id) => {
                 resume_call(&api, id).await?;
                 id.clone()
             }
-            None => create(&api, opts.sandbox_spec_id.as_deref()).await?,
+            None => {
+                // Shielded: a cancel mid-POST still registers the sandbox it created.
+                let (api, spec, keep) =
+                    (api.clone(), opts.sandbox_spec_id.clone(), opts.keep_alive);
+                release::shielded(async move {
+                    let id = create(&api, spec.as_deref()).await?;
+                    if !keep {
+                        register_release(&api, &id);
+                    }
+                    Ok::<_, WorkspaceError>(id)
+                })
+                .await?
+            }
         };
-        if !opts.keep_alive {
+        if !opts.keep_alive && opts.sandbox_id.is_some() {
             register_release(&api, &sandbox_id);
         }
+        crate::cancel::stage("after-sandbox-create").await;
         let ws = CloudWorkspace {
-            remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone()),
+            remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone())?,
             api,
             sandbox_id,
             session_key: String::new(),
@@ -129,7 +142,7 @@ impl CloudWorkspace {
         let booted = async {
             let ready = wait_ready(&self.api, &self.sandbox_id, self.start_timeout).await?;
             let remote =
-                RemoteWorkspace::new(&ready.url, Some(ready.session_key.clone()), &opts.workdir);
+                RemoteWorkspace::new(&ready.url, Some(ready.session_key.clone()), &opts.workdir)?;
             if let Some(repo) = repo {
                 repo_upload::upload_repo(&remote, repo, &opts.exclude).await?;
             }
@@ -224,19 +237,23 @@ impl Drop for CloudWorkspace {
             return;
         }
         release::unregister(&self.sandbox_id);
-        let (api, id) = (self.api.fresh(), self.sandbox_id.clone());
+        let (api, id) = (self.api.clone(), self.sandbox_id.clone());
         release::block_on(async move {
-            let _ = delete(&api, &id).await;
+            if let Ok(api) = api.fresh() {
+                let _ = delete(&api, &id).await;
+            }
         });
     }
 }
 
 /// Deletes the sandbox if the process is stopped before the workspace closes.
 fn register_release(api: &ControlApi, sandbox_id: &str) {
-    let (api, id) = (api.fresh(), sandbox_id.to_string());
+    let (api, id) = (api.clone(), sandbox_id.to_string());
     release::register(sandbox_id, move || {
         release::block_on(async move {
-            let _ = delete(&api, &id).await;
+            if let Ok(api) = api.fresh() {
+                let _ = delete(&api, &id).await;
+            }
         })
     });
 }
@@ -279,7 +296,7 @@ async fn wait_ready(
     id: &str,
     timeout: Duration,
 ) -> Result<Ready, WorkspaceError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(timeout);
     let mut backoff = Backoff::new();
     let mut resumed = false;
     let mut last: String;
@@ -355,7 +372,7 @@ async fn running(
         .as_str()
         .unwrap_or("")
         .to_string();
-    let probe = RemoteWorkspace::new(url, None, "/");
+    let probe = RemoteWorkspace::new(url, None, "/")?;
     if !healthy(&probe).await {
         return Ok(None);
     }

@@ -122,6 +122,8 @@ fn serve_args(workdir: &str) -> Vec<String> {
         workdir,
         "--conversations-dir",
         CONVERSATIONS_DIR,
+        "--idle-timeout-minutes",
+        crate::workspace::SANDBOX_IDLE_TIMEOUT_MINUTES,
     ]
     .map(String::from)
     .to_vec()

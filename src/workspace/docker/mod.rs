@@ -177,9 +177,11 @@ impl DockerWorkspace {
             Reach::Bridged { engine, .. } => *engine,
             _ => IpAddr::from([127, 0, 0, 1]),
         };
+        crate::cancel::stage("before-network-create").await;
         let (id, network_id) = create_sandbox(&docker, &opts, &session, &key, publish_on).await?;
+        crate::cancel::stage("after-container-create").await;
         let ws = DockerWorkspace {
-            remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone()),
+            remote: RemoteWorkspace::new("http://127.0.0.1:0", None, opts.workdir.clone())?,
             docker,
             container_id: id,
             session,
@@ -243,14 +245,16 @@ impl DockerWorkspace {
         self.put_archive(tar)
             .await
             .map_err(engine::error("copy the agent-server and repository in"))?;
+        crate::cancel::stage("after-copy-in").await;
         let id = &self.container_id;
         self.docker
             .start_container(id, None)
             .await
             .map_err(engine::error("start the container"))?;
         let url = self.server_url(opts).await?;
-        let remote = RemoteWorkspace::new(url, Some(self.session_key.clone()), &opts.workdir);
+        let remote = RemoteWorkspace::new(url, Some(self.session_key.clone()), &opts.workdir)?;
         self.wait_alive(&remote).await?;
+        crate::cancel::stage("after-server-start").await;
         Ok(remote)
     }
 
@@ -471,7 +475,9 @@ impl OwnedSeed {
 }
 
 /// Creates the run's network (unless `network_mode` is explicit) and the container, and
-/// registers both for cleanup; removes the network if the container cannot be created.
+/// registers both for cleanup as soon as they exist; removes the network if the container
+/// cannot be created. Each creation is shielded (`release::shielded`): it ends and registers
+/// what it made even when the caller is cancelled mid-request.
 async fn create_sandbox(
     docker: &Docker,
     opts: &DockerOptions,
@@ -481,15 +487,37 @@ async fn create_sandbox(
 ) -> Result<(String, Option<String>), WorkspaceError> {
     let network_id = match opts.network_mode {
         Some(_) => None,
-        None => Some(network::create(docker, session, &opts.labels).await?),
+        None => Some(
+            super::release::shielded({
+                let (docker, session, labels) =
+                    (docker.clone(), session.to_string(), opts.labels.clone());
+                async move {
+                    let id = network::create(&docker, &session, &labels).await?;
+                    cleanup::register_network(&id);
+                    Ok::<_, WorkspaceError>(id)
+                }
+            })
+            .await?,
+        ),
     };
-    network_id.iter().for_each(|n| cleanup::register_network(n));
+    crate::cancel::stage("after-network-create").await;
     let name = network_id.as_ref().map(|_| network::name(session));
-    match create(docker, opts, session, key, name.as_deref(), publish_on).await {
-        Ok(id) => {
+    let created = super::release::shielded({
+        let (docker, opts, session, key) = (
+            docker.clone(),
+            opts.clone(),
+            session.to_string(),
+            key.to_string(),
+        );
+        async move {
+            let id = create(&docker, &opts, &session, &key, name.as_deref(), publish_on).await?;
             cleanup::register(&id);
-            Ok((id, network_id))
+            Ok::<_, WorkspaceError>(id)
         }
+    })
+    .await;
+    match created {
+        Ok(id) => Ok((id, network_id)),
         Err(e) => {
             if let Some(n) = &network_id {
                 cleanup::unregister_network(n);
