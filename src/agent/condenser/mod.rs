@@ -11,8 +11,9 @@
 //! context-window error teaches the real window and the real token count before the retry.
 //!
 //! How much is kept at the end: the strictest of `len/2 - keep_first - 1` (request),
-//! `max_size/2 - keep_first - 1` (events) and the tail that fits half the window (tokens). The
-//! range never splits a tool call from its result nor one response's calls ([`forget`]).
+//! `max_size/2 - keep_first - 1` (events) and the tail that fits [`TAIL_SHARE`] of the window
+//! (tokens; OpenHands keeps half). The range never splits a tool call from its result nor one
+//! response's calls ([`forget`]).
 
 pub mod estimate;
 pub mod forget;
@@ -28,6 +29,13 @@ use crate::llm::context_window::overflow_figures;
 use crate::llm::metrics::{ConversationStats, Metrics, Prices};
 use crate::llm::{LlmClient, LlmError};
 use view::View;
+
+/// The share of the window the kept tail may fill after a token-triggered condensation.
+/// OpenHands keeps half; a smaller tail makes each cycle between two condensations longer and
+/// its context smaller, and every condensation rewrites the prompt cache from the summary on:
+/// on the long-task bench (30k window, 8 KB outputs) half meant a condensation every 5 steps,
+/// each rewriting ~11k cached tokens, and a bill above OpenHands'.
+pub const TAIL_SHARE: f64 = 0.3;
 
 /// OpenHands' `default_condenser()` values.
 pub const DEFAULT_MAX_SIZE: usize = 80;
@@ -279,7 +287,7 @@ impl Condenser {
             keep_tail = keep_tail.min((self.config.max_size / 2).saturating_sub(keep_first + 1));
         }
         if reasons.tokens {
-            keep_tail = keep_tail.min(self.tail_within_half_window(events, request_chars));
+            keep_tail = keep_tail.min(self.tail_within_share(events, request_chars));
         }
         let range = forget::forgotten_range(events, keep_first, keep_tail);
         let enough = |r: &std::ops::Range<usize>| {
@@ -293,14 +301,15 @@ impl Condenser {
     }
 
     /// How many events at the end fit, with the fixed part of the request (tools, the kept
-    /// head), in half the window.
-    fn tail_within_half_window(&self, events: &[&Event], request_chars: usize) -> usize {
+    /// head), in [`TAIL_SHARE`] of the window.
+    fn tail_within_share(&self, events: &[&Event], request_chars: usize) -> usize {
         let c = self.calibration();
         let event_chars: Vec<usize> = events.iter().map(|e| estimate::event_chars(e)).collect();
         let all_events: usize = event_chars.iter().sum();
         let head: usize = event_chars.iter().take(self.config.keep_first).sum();
         let fixed = request_chars.saturating_sub(all_events) + head;
-        let mut budget = (c.window / 2).saturating_sub(estimate::tokens(fixed, c.chars_per_token));
+        let share = (c.window as f64 * TAIL_SHARE) as u64;
+        let mut budget = share.saturating_sub(estimate::tokens(fixed, c.chars_per_token));
         let mut kept = 0;
         for chars in event_chars.iter().rev() {
             let tokens = estimate::tokens(*chars, c.chars_per_token);
