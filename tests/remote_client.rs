@@ -950,19 +950,18 @@ async fn peer_compat() {
     functional_checks(Target::new(url, key, llm)).await;
 }
 
-/// Our client against our server, every check: `sandcrab serve` and the shared scripted model
-/// (`../shared/bench/scripted_llm.py --steps 3`), both started here.
+/// Our client against our server, every check: `sandcrab serve` and the scripted model of
+/// `../shared/bench/scripted_llm.py --steps 3` (`common::terminal_steps`), both started here.
+/// Each answer takes 150 ms, as a real model's take longer: with an instant model the pause
+/// check raced the three steps to their end on a loaded machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_server_functional() {
-    let Some(llm) = common::SharedScriptedLlm::start(3) else {
-        return;
-    };
+    let llm = common::FakeLlm::start(common::terminal_steps(3, Duration::from_millis(150)));
     let server = common::server::Server::start_in(std::path::Path::new("/"));
-    let llm_url = llm.openai_url();
     let target = Target::new(
         server.base.clone(),
         Some(common::server::KEY.into()),
-        Some(llm_url),
+        Some(llm.openai_url()),
     );
     functional_checks(target).await;
 }
