@@ -68,12 +68,13 @@ async fn fake_answer(
         body,
     };
     fake.seen.lock().unwrap().push(seen);
-    match uri.path() {
-        p if p.ends_with("/chat/completions") => Json(openai_answer()),
-        p if p.ends_with("/messages") => Json(anthropic_answer()),
-        p if p.ends_with("/stream") => return sse(fake.gate.clone()),
-        p if p.ends_with("/limited") => return rate_limited(),
-        p if p.ends_with("/slow") => return slow().await,
+    // How to answer comes in the query (the relay forwards only model-call paths).
+    match (uri.path(), uri.query().unwrap_or_default()) {
+        (_, "fake=stream") => return sse(fake.gate.clone()),
+        (_, "fake=limited") => return rate_limited(),
+        (_, "fake=slow") => return slow().await,
+        (p, _) if p.ends_with("/chat/completions") => Json(openai_answer()),
+        (p, _) if p.ends_with("/messages") => Json(anthropic_answer()),
         _ => Json(json!({"echo": uri.to_string()})),
     }
     .into_response()
@@ -195,7 +196,8 @@ async fn openai_bearer_token_is_swapped_for_the_real_key() {
     let response = http()
         .post(format!("{}/chat/completions", relay.base_url()))
         .bearer_auth(relay.token())
-        .header("x-custom", "kept")
+        .header("x-custom", "dropped")
+        .header("openai-organization", "org-elsewhere")
         .header("content-type", "application/json")
         .body(body.clone())
         .send()
@@ -213,7 +215,12 @@ async fn openai_bearer_token_is_swapped_for_the_real_key() {
         Some(&*format!("Bearer {KEY}"))
     );
     assert_eq!(request.header("x-api-key"), None);
-    assert_eq!(request.header("x-custom"), Some("kept"));
+    assert_eq!(
+        request.header("x-custom"),
+        None,
+        "only the model call's headers go on"
+    );
+    assert_eq!(request.header("openai-organization"), None);
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(request.body, body.as_bytes());
     assert!(!any_header_contains(request, relay.token()));
@@ -322,6 +329,75 @@ async fn get_status(relay: &Relay, path_and_query: &str) -> u16 {
     response.status().as_u16()
 }
 
+/// Sends an authorized POST of `{}` to `path` on the relay; returns the status.
+async fn post_status(relay: &Relay, path_and_query: &str) -> u16 {
+    let origin = relay.base_url();
+    let origin = origin.trim_end_matches(&*relay_prefix(relay));
+    let response = http()
+        .post(format!("{origin}{path_and_query}"))
+        .bearer_auth(relay.token())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// Sends an authorized request with `method` to `path_and_query`; returns the status and the
+/// body.
+async fn status_and_body(relay: &Relay, method: Method, path_and_query: &str) -> (u16, String) {
+    let origin = relay.base_url();
+    let origin = origin.trim_end_matches(&*relay_prefix(relay));
+    let response = http()
+        .request(method, format!("{origin}{path_and_query}"))
+        .bearer_auth(relay.token())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn only_model_calls_are_forwarded() {
+    let (relay, fake) = setup("/v1", RelayProvider::OpenAi).await;
+    for (method, path) in [
+        (Method::GET, "/v1/chat/completions"),
+        (Method::DELETE, "/v1/chat/completions"),
+        (Method::POST, "/v1/files"),
+        (Method::GET, "/v1/files"),
+        (Method::POST, "/v1/batches"),
+        (Method::POST, "/v1/fine_tuning/jobs"),
+        (Method::DELETE, "/v1/models/ft-model"),
+        (Method::POST, "/v1/models"),
+    ] {
+        let (status, body) = status_and_body(&relay, method.clone(), path).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(body.contains("forwards only model calls"), "{body}");
+        assert!(body.contains("POST /chat/completions"), "{body}");
+    }
+    assert!(
+        fake.seen().is_empty(),
+        "a refused call reached the provider"
+    );
+    assert_eq!(relay.requests(), 0);
+
+    let (relay, fake) = setup("", RelayProvider::Anthropic).await;
+    for (method, path) in [
+        (Method::GET, "/v1/messages"),
+        (Method::POST, "/v1/files"),
+        (Method::POST, "/v1/messages/batches"),
+        (Method::DELETE, "/v1/files/file_1"),
+        (Method::POST, "/v1/organizations/api_keys"),
+    ] {
+        let (status, body) = status_and_body(&relay, method.clone(), path).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        assert!(body.contains("POST /v1/messages"), "{body}");
+    }
+    assert_eq!(post_status(&relay, "/v1/messages/count_tokens").await, 200);
+    assert_eq!(fake.seen().len(), 1);
+}
+
 /// Sends an authorized GET with `path` verbatim (no client-side URL normalization); returns
 /// the status.
 async fn raw_get_status(relay: &Relay, path: &str) -> u16 {
@@ -367,7 +443,7 @@ async fn relay_base_url_keeps_the_upstream_path() {
 #[tokio::test]
 async fn paths_and_queries_join_onto_an_openai_style_base() {
     let (relay, fake) = setup("/api/v1", RelayProvider::OpenAi).await;
-    assert_eq!(get_status(&relay, "/api/v1/chat/completions").await, 200);
+    assert_eq!(post_status(&relay, "/api/v1/chat/completions").await, 200);
     assert_eq!(
         get_status(&relay, "/api/v1/models?limit=2&x=a%20b").await,
         200
@@ -395,7 +471,7 @@ async fn paths_and_queries_join_onto_an_openai_style_base() {
 #[tokio::test]
 async fn paths_and_queries_join_onto_a_bare_anthropic_base() {
     let (relay, fake) = setup("", RelayProvider::Anthropic).await;
-    assert_eq!(get_status(&relay, "/v1/messages?beta=true").await, 200);
+    assert_eq!(post_status(&relay, "/v1/messages?beta=true").await, 200);
     assert_eq!(get_status(&relay, "/v1/models").await, 200);
     assert_eq!(raw_get_status(&relay, "/v1/../v1/models").await, 404);
     let targets: Vec<String> = fake.seen().into_iter().map(|s| s.target).collect();
@@ -409,7 +485,7 @@ async fn paths_and_queries_join_onto_a_bare_anthropic_base() {
 async fn sse_streams_pass_through_incrementally() {
     let (relay, fake) = setup("/v1", RelayProvider::OpenAi).await;
     let response = http()
-        .post(format!("{}/stream", relay.base_url()))
+        .post(format!("{}/chat/completions?fake=stream", relay.base_url()))
         .bearer_auth(relay.token())
         .body("{\"stream\": true}")
         .send()
@@ -442,7 +518,10 @@ async fn sse_streams_pass_through_incrementally() {
 async fn upstream_rate_limits_pass_back_unchanged() {
     let (relay, _) = setup("/v1", RelayProvider::OpenAi).await;
     let response = http()
-        .post(format!("{}/limited", relay.base_url()))
+        .post(format!(
+            "{}/chat/completions?fake=limited",
+            relay.base_url()
+        ))
         .bearer_auth(relay.token())
         .send()
         .await
@@ -506,7 +585,7 @@ async fn slow_upstream_gives_504_without_the_key() {
     let relay = relay::start(config).await.unwrap();
     assert!(!format!("{relay:?}").contains(KEY));
     let response = http()
-        .get(format!("{}/slow", relay.base_url()))
+        .post(format!("{}/chat/completions?fake=slow", relay.base_url()))
         .bearer_auth(relay.token())
         .send()
         .await
@@ -568,7 +647,7 @@ async fn shutdown_and_drop_stop_the_relay() {
 async fn dropping_the_relay_cuts_streams_in_flight() {
     let (relay, _fake) = setup("/v1", RelayProvider::OpenAi).await;
     let response = http()
-        .post(format!("{}/stream", relay.base_url()))
+        .post(format!("{}/chat/completions?fake=stream", relay.base_url()))
         .bearer_auth(relay.token())
         .send()
         .await

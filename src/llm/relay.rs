@@ -62,6 +62,53 @@ pub enum RelayProvider {
 }
 
 impl RelayProvider {
+    /// The model-call endpoints an agent needs, as (method, path after the upstream base):
+    /// chat completions and the Responses API (OpenAI and compatible), messages and their token
+    /// count (Anthropic), and the model list. Each also with a `/v1` before it, for a base given
+    /// without (or, for Anthropic, with) its version segment. Everything else the key could do
+    /// (files, batches, fine-tunes, admin) is refused with 403 before it reaches the provider.
+    fn endpoints(self) -> &'static [(Method, &'static str)] {
+        match self {
+            RelayProvider::OpenAi => &[
+                (Method::POST, "/chat/completions"),
+                (Method::POST, "/responses"),
+                (Method::GET, "/models"),
+                (Method::POST, "/v1/chat/completions"),
+                (Method::POST, "/v1/responses"),
+                (Method::GET, "/v1/models"),
+            ],
+            RelayProvider::Anthropic => &[
+                (Method::POST, "/v1/messages"),
+                (Method::POST, "/v1/messages/count_tokens"),
+                (Method::GET, "/v1/models"),
+                (Method::POST, "/messages"),
+                (Method::POST, "/messages/count_tokens"),
+                (Method::GET, "/models"),
+            ],
+        }
+    }
+
+    /// Whether `method` on `endpoint` (the path after the upstream base) is a model call.
+    fn allows(self, method: &Method, endpoint: &str) -> bool {
+        let endpoint = endpoint.trim_end_matches('/');
+        self.endpoints()
+            .iter()
+            .any(|(m, path)| m == method && *path == endpoint)
+    }
+
+    /// The one-line body of a refusal: what is allowed.
+    fn refusal(self) -> String {
+        let allowed: Vec<String> = self
+            .endpoints()
+            .iter()
+            .map(|(m, path)| format!("{m} {path}"))
+            .collect();
+        format!(
+            "the LLM relay forwards only model calls ({}); this method and path are not one",
+            allowed.join(", ")
+        )
+    }
+
     /// The header carrying `key` for this provider, marked sensitive.
     fn key_header(self, key: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
         let (name, value) = match self {
@@ -242,6 +289,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<Relay> {
 struct Shared {
     upstream: Upstream,
     token: String,
+    provider: RelayProvider,
     /// The header carrying the real key, if there is one.
     key_header: Option<(HeaderName, HeaderValue)>,
     http: reqwest::Client,
@@ -269,6 +317,7 @@ impl Shared {
         Ok(Shared {
             upstream,
             token: new_token(),
+            provider: config.provider,
             key_header,
             http,
             redactor: Redactor::new(key.map(str::to_string)),
@@ -330,6 +379,12 @@ impl Upstream {
         let inside = url.origin() == self.origin && url.path().starts_with(&self.prefix);
         inside.then_some(url)
     }
+
+    /// The path of `uri` after the upstream's prefix (call only once [`Upstream::target`]
+    /// accepted it).
+    fn endpoint<'a>(&self, uri: &'a Uri) -> &'a str {
+        uri.path().strip_prefix(&self.prefix).unwrap_or_default()
+    }
 }
 
 /// Whether `path` is absolute and free of `.`/`..` segments, backslashes and encoded slashes
@@ -376,6 +431,10 @@ async fn forward(shared: &Shared, request: Request) -> Response {
     let Some(url) = shared.upstream.target(request.uri()) else {
         return relay_error(StatusCode::NOT_FOUND, "not a path of the upstream API");
     };
+    let endpoint = shared.upstream.endpoint(request.uri());
+    if !shared.provider.allows(request.method(), endpoint) {
+        return relay_error(StatusCode::FORBIDDEN, &shared.provider.refusal());
+    }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, shared.max_body_bytes).await else {
         let message = format!(
@@ -440,14 +499,25 @@ fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && differences == 0
 }
 
-/// The headers sent upstream: the client's, minus hop-by-hop ones, `host`, `content-length`
-/// (recomputed) and the token headers, plus the real key.
+/// Request headers a model call needs; every other one the sandbox sends is dropped (among
+/// them `OpenAI-Organization`/`OpenAI-Project`, which would let the key act elsewhere).
+const FORWARDED_HEADERS: [&str; 5] = [
+    "content-type",
+    "accept",
+    "user-agent",
+    "anthropic-version",
+    "anthropic-beta",
+];
+
+/// The headers sent upstream: the allowed ones of the client's (not hop-by-hop ones, and never
+/// the relay token), plus the real key.
 fn upstream_headers(incoming: &HeaderMap, key: Option<&(HeaderName, HeaderValue)>) -> HeaderMap {
-    let mut headers = without_hop_by_hop(incoming);
-    for name in [header::HOST, header::CONTENT_LENGTH, header::AUTHORIZATION] {
-        headers.remove(name);
+    let mut headers = HeaderMap::new();
+    for (name, value) in &without_hop_by_hop(incoming) {
+        if FORWARDED_HEADERS.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    headers.remove("x-api-key");
     if let Some((name, value)) = key {
         headers.insert(name.clone(), value.clone());
     }
