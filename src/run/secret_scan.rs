@@ -1,8 +1,12 @@
 //! The agent's changes checked for the run's secrets before anything leaves the runner: a
 //! prompt-injected agent that writes a key into a file (plain, URL-encoded or base64, also
-//! base64 wrapped over several lines) must not get it committed, pushed or uploaded. Each
-//! file's part of the patch is searched with the run's [`Redactor`], which knows every secret
-//! and its encoded forms; the hits are named by file, never by secret.
+//! base64 wrapped over several lines, or inside a binary file) must not get it committed, pushed
+//! or uploaded. Each file's part of the patch is searched with the run's [`Redactor`], which
+//! knows every secret and its encoded forms; a binary file's part (git's `GIT binary patch`:
+//! base85 lines of zlib data) is decoded and inflated first. The hits are named by file, never
+//! by secret.
+
+use std::io::Read as _;
 
 use crate::redact::Redactor;
 
@@ -19,7 +23,8 @@ pub fn files_with_secrets(patch: &str, redactor: &Redactor) -> Vec<String> {
             .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
             .map(|l| l[1..].trim())
             .collect();
-        if redactor.finds(section) || redactor.finds(&joined) {
+        let binary = String::from_utf8_lossy(&binary_payloads(section)).into_owned();
+        if redactor.finds(section) || redactor.finds(&joined) || redactor.finds(&binary) {
             let name = file_name(section);
             if !hits.contains(&name) {
                 hits.push(name);
@@ -27,6 +32,60 @@ pub fn files_with_secrets(patch: &str, redactor: &Redactor) -> Vec<String> {
         }
     }
     hits
+}
+
+/// The bytes of every `literal`/`delta` block of a `GIT binary patch` in `section`, inflated
+/// (a delta's inserted bytes are its new content). A block that does not decode adds nothing:
+/// the text scan still runs over it.
+fn binary_payloads(section: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if !(line.starts_with("literal ") || line.starts_with("delta ")) {
+            continue;
+        }
+        let mut deflated = Vec::new();
+        for data in lines.by_ref().take_while(|l| !l.is_empty()) {
+            match base85_line(data) {
+                Some(bytes) => deflated.extend(bytes),
+                None => break,
+            }
+        }
+        let mut inflated = Vec::new();
+        let reader = flate2::read::ZlibDecoder::new(&deflated[..]);
+        // Bounded: a patch of a huge file must not make the scan allocate without limit.
+        if reader.take(64 << 20).read_to_end(&mut inflated).is_ok() {
+            out.extend(inflated);
+        }
+    }
+    out
+}
+
+/// One line of git's base85: a length character (`A`-`Z` 1-26, `a`-`z` 27-52 bytes), then
+/// groups of five characters, each four bytes big-endian.
+fn base85_line(line: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] =
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
+    let (first, rest) = line.as_bytes().split_first()?;
+    let len = match first {
+        b'A'..=b'Z' => (first - b'A' + 1) as usize,
+        b'a'..=b'z' => (first - b'a' + 27) as usize,
+        _ => return None,
+    };
+    let mut bytes = Vec::with_capacity(rest.len() / 5 * 4);
+    for group in rest.chunks(5) {
+        if group.len() != 5 {
+            return None;
+        }
+        let mut value: u64 = 0;
+        for &c in group {
+            let digit = ALPHABET.iter().position(|&a| a == c)? as u64;
+            value = value * 85 + digit;
+        }
+        let value = u32::try_from(value).ok()?;
+        bytes.extend(value.to_be_bytes());
+    }
+    (bytes.len() >= len).then(|| bytes[..len].to_vec())
 }
 
 /// The patch cut at each `diff --git` line (text before the first one is its own part).
@@ -98,5 +157,31 @@ mod tests {
             "diff --git a/w.txt b/w.txt\nnew file mode 100644\n--- /dev/null\n+++ b/w.txt\n@@ -0,0 +1,2 @@\n+{a}\n+{b}\n"
         );
         assert_eq!(files_with_secrets(&p, &r), ["w.txt"]);
+    }
+
+    #[test]
+    fn a_secret_inside_a_binary_file_is_found_in_gits_binary_patch() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        git(&["init", "-q"]);
+        let mut data = vec![0u8, 159, 146, 150, 0, 1, 2];
+        data.extend(format!("token={KEY}").as_bytes());
+        data.extend([0u8; 64]);
+        std::fs::write(dir.path().join("blob.bin"), &data).unwrap();
+        std::fs::write(dir.path().join("clean.bin"), [0u8, 1, 2, 3, 0, 255]).unwrap();
+        git(&["add", "-A"]);
+        let patch = git(&["diff", "--cached", "--binary"]);
+        assert!(patch.contains("GIT binary patch"), "{patch}");
+        assert!(!patch.contains(KEY), "the key is not visible as text");
+        let r = Redactor::new([KEY.to_string()]);
+        assert_eq!(files_with_secrets(&patch, &r), ["blob.bin"]);
     }
 }
