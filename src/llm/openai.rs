@@ -111,6 +111,25 @@ impl OpenAiClient {
     }
 }
 
+/// POSTs `body` as JSON to `endpoint` with the key as a bearer token (OpenAI and compatible
+/// servers, chat completions and the Responses API alike), retried by `policy`.
+pub(super) async fn post_bearer(
+    http: &reqwest::Client,
+    endpoint: &str,
+    api_key: Option<&str>,
+    policy: &RetryPolicy,
+    body: &Value,
+) -> Result<String, LlmError> {
+    let send = || {
+        let builder = http.post(endpoint).json(body);
+        match api_key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    };
+    send_with_retries(policy, api_key, send).await
+}
+
 #[async_trait]
 impl LlmClient for OpenAiClient {
     fn model_name(&self) -> &str {
@@ -119,14 +138,8 @@ impl LlmClient for OpenAiClient {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let body = self.request_body(request);
-        let send = || {
-            let builder = self.http.post(&self.endpoint).json(&body);
-            match &self.api_key {
-                Some(key) => builder.bearer_auth(key),
-                None => builder,
-            }
-        };
-        let text = send_with_retries(&self.policy, self.api_key.as_deref(), send).await?;
+        let key = self.api_key.as_deref();
+        let text = post_bearer(&self.http, &self.endpoint, key, &self.policy, &body).await?;
         parse_response(&text)
     }
 }

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::openai::{number, preview, PromptCache};
-use super::retry::{http_client, send_with_retries, RetryPolicy};
+use super::openai::{number, post_bearer, preview, PromptCache};
+use super::retry::{http_client, RetryPolicy};
 use super::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError, LlmSetupError, Role,
     ToolCall, ToolSpec, Usage,
@@ -92,14 +92,8 @@ impl LlmClient for ResponsesClient {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let body = self.request_body(request);
-        let send = || {
-            let builder = self.http.post(&self.endpoint).json(&body);
-            match &self.api_key {
-                Some(key) => builder.bearer_auth(key),
-                None => builder,
-            }
-        };
-        let text = send_with_retries(&self.policy, self.api_key.as_deref(), send).await?;
+        let key = self.api_key.as_deref();
+        let text = post_bearer(&self.http, &self.endpoint, key, &self.policy, &body).await?;
         parse_response(&text)
     }
 }
