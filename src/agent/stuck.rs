@@ -150,33 +150,12 @@ fn canonical(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::{ActionEvent, MessageToolCall};
+    use crate::conversation::event::test_terminal_action;
     use serde_json::json;
 
     fn act(id: &str, cmd: &str) -> Event {
-        Event::new(
-            Source::Agent,
-            EventBody::ActionEvent(Box::new(ActionEvent {
-                thought: vec![],
-                reasoning_content: None,
-                thinking_blocks: vec![],
-                responses_reasoning_item: None,
-                action: Some(json!({"kind": "TerminalAction", "command": cmd})),
-                tool_name: "terminal".into(),
-                tool_call_id: id.into(),
-                tool_call: MessageToolCall {
-                    id: id.into(),
-                    name: "terminal".into(),
-                    arguments: "{}".into(),
-                    origin: "completion".into(),
-                    responses_item_id: None,
-                },
-                llm_response_id: id.into(),
-                security_risk: "UNKNOWN".into(),
-                critic_result: None,
-                summary: None,
-            })),
-        )
+        let action = json!({"kind": "TerminalAction", "command": cmd});
+        test_terminal_action(id, id, action, "{}")
     }
 
     fn obs(id: &str, text: &str) -> Event {

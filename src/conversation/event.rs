@@ -201,6 +201,34 @@ fn unknown_risk() -> String {
     "UNKNOWN".into()
 }
 
+/// A `terminal` action of the model response `response` (call id `call`), for tests.
+#[cfg(test)]
+pub fn test_terminal_action(call: &str, response: &str, action: Value, arguments: &str) -> Event {
+    Event::new(
+        Source::Agent,
+        EventBody::ActionEvent(Box::new(ActionEvent {
+            thought: vec![],
+            reasoning_content: None,
+            thinking_blocks: vec![],
+            responses_reasoning_item: None,
+            action: Some(action),
+            tool_name: "terminal".into(),
+            tool_call_id: call.into(),
+            tool_call: MessageToolCall {
+                id: call.into(),
+                name: "terminal".into(),
+                arguments: arguments.into(),
+                origin: "completion".into(),
+                responses_item_id: None,
+            },
+            llm_response_id: response.into(),
+            security_risk: unknown_risk(),
+            critic_result: None,
+            summary: None,
+        })),
+    )
+}
+
 /// One event: the common header and its body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -62,33 +62,11 @@ pub fn everything_after_system(events: &[&Event]) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::{ActionEvent, MessageToolCall, Source};
+    use crate::conversation::event::{test_terminal_action, Source};
     use serde_json::json;
 
     fn action(call: &str, response: &str) -> Event {
-        Event::new(
-            Source::Agent,
-            EventBody::ActionEvent(Box::new(ActionEvent {
-                thought: vec![],
-                reasoning_content: None,
-                thinking_blocks: vec![],
-                responses_reasoning_item: None,
-                action: Some(json!({})),
-                tool_name: "terminal".into(),
-                tool_call_id: call.into(),
-                tool_call: MessageToolCall {
-                    id: call.into(),
-                    name: "terminal".into(),
-                    arguments: "{}".into(),
-                    origin: "completion".into(),
-                    responses_item_id: None,
-                },
-                llm_response_id: response.into(),
-                security_risk: "UNKNOWN".into(),
-                critic_result: None,
-                summary: None,
-            })),
-        )
+        test_terminal_action(call, response, json!({}), "{}")
     }
 
     fn observation(call: &str) -> Event {

@@ -5,33 +5,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::conversation::event::{ActionEvent, MessageToolCall};
+use crate::conversation::event::test_terminal_action;
 use crate::llm::scripted::ScriptedModel;
 
 fn action(call: &str, response: &str, output_chars: usize) -> [Event; 2] {
-    let action = Event::new(
-        Source::Agent,
-        EventBody::ActionEvent(Box::new(ActionEvent {
-            thought: vec![],
-            reasoning_content: None,
-            thinking_blocks: vec![],
-            responses_reasoning_item: None,
-            action: Some(json!({})),
-            tool_name: "terminal".into(),
-            tool_call_id: call.into(),
-            tool_call: MessageToolCall {
-                id: call.into(),
-                name: "terminal".into(),
-                arguments: "{\"command\":\"ls\"}".into(),
-                origin: "completion".into(),
-                responses_item_id: None,
-            },
-            llm_response_id: response.into(),
-            security_risk: "UNKNOWN".into(),
-            critic_result: None,
-            summary: None,
-        })),
-    );
+    let action = test_terminal_action(call, response, json!({}), "{\"command\":\"ls\"}");
     let observation = Event::new(
         Source::Environment,
         EventBody::ObservationEvent {
