@@ -17,6 +17,25 @@ const MIN_SECRET_LEN: usize = 4;
 /// Encoded forms shorter than this are not looked for (too likely to occur by chance).
 const MIN_ENCODED_LEN: usize = 8;
 
+/// Lines of a multi-line secret (a PEM key) at least this long are secrets on their own, so a
+/// log that prints part of the key hides it too (as the GitHub runner masks each line).
+const MIN_SECRET_LINE_LEN: usize = 16;
+
+/// `value` and, when it spans lines, each of its long lines (also when the line breaks are
+/// written as a literal `\n`, as keys pasted into one-line secrets are).
+pub fn with_lines(value: &str) -> Vec<String> {
+    let mut all = vec![value.to_string()];
+    let unescaped = value.replace("\\n", "\n");
+    all.extend(
+        unescaped
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() >= MIN_SECRET_LINE_LEN && !l.starts_with("-----"))
+            .map(str::to_string),
+    );
+    all
+}
+
 /// The secret values of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secrets(Vec<String>);

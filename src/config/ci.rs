@@ -91,6 +91,33 @@ pub struct CiArgs {
     /// The GitHub token (action input github-token); never enters the sandbox.
     #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
     pub github_token: Option<String>,
+
+    /// A GitHub App's ID or client ID (action input app-id). With --github-app-private-key the
+    /// run mints an installation token for this repository and uses it instead of the
+    /// github-token, so its pushes start the repository's workflows.
+    #[arg(long, env = "SANDCRAB_GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+
+    /// The GitHub App's private key, PEM (action input app-private-key); never enters the
+    /// sandbox.
+    #[arg(long, env = "SANDCRAB_GITHUB_APP_PRIVATE_KEY", hide_env_values = true)]
+    pub github_app_private_key: Option<String>,
+}
+
+/// A GitHub App whose installation token the run uses (see `ci::github::app_token`).
+#[derive(Clone)]
+pub struct GithubApp {
+    pub id: String,
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for GithubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubApp")
+            .field("id", &self.id)
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Who counts as an allowed bot.
@@ -126,6 +153,8 @@ pub struct GithubEnv {
     pub event_path: Option<PathBuf>,
     pub run_id: Option<String>,
     pub token: Option<String>,
+    /// The App whose installation token replaces `token`, when app-id and app-private-key are set.
+    pub app: Option<GithubApp>,
     /// The runner's checkout (`GITHUB_WORKSPACE`).
     pub workspace: Option<PathBuf>,
     pub output_file: Option<PathBuf>,
@@ -210,6 +239,8 @@ pub const ACTION_INPUTS: &[&str] = &[
     "llm-api-key",
     "llm-base-url",
     "github-token",
+    "app-id",
+    "app-private-key",
     "max-iterations",
     "condenser",
     "context-window",
@@ -346,6 +377,11 @@ fn apply_ci_inputs(ci: &mut CiArgs, m: &ArgMatches) -> Result<(), BadInput> {
         .github_token
         .take()
         .or(fill("github_token", "github-token"));
+    ci.github_app_id = ci.github_app_id.take().or(fill("github_app_id", "app-id"));
+    ci.github_app_private_key = ci
+        .github_app_private_key
+        .take()
+        .or(fill("github_app_private_key", "app-private-key"));
     if let Some(v) = fill("timeout_minutes", "timeout-minutes") {
         ci.timeout_minutes = Some(v.trim().parse().map_err(|_| {
             BadInput::new(format!(
@@ -418,6 +454,7 @@ fn github_env(ci: &CiArgs) -> Result<GithubEnv, BadInput> {
         event_path: env("GITHUB_EVENT_PATH").map(PathBuf::from),
         run_id: env("GITHUB_RUN_ID"),
         token: ci.github_token.clone().filter(|t| !t.is_empty()),
+        app: github_app(ci)?,
         workspace: env("GITHUB_WORKSPACE").map(PathBuf::from),
         output_file: env("GITHUB_OUTPUT").map(PathBuf::from),
         step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
@@ -425,6 +462,24 @@ fn github_env(ci: &CiArgs) -> Result<GithubEnv, BadInput> {
         results_url: env("ACTIONS_RESULTS_URL"),
         retention_days,
     })
+}
+
+/// The App of app-id and app-private-key: both or neither.
+fn github_app(ci: &CiArgs) -> Result<Option<GithubApp>, BadInput> {
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    match (given(&ci.github_app_id), given(&ci.github_app_private_key)) {
+        (None, None) => Ok(None),
+        (Some(id), Some(private_key)) => Ok(Some(GithubApp {
+            id: id.trim().to_string(),
+            private_key,
+        })),
+        (Some(_), None) => Err(BadInput::new(
+            "app-id is set but app-private-key is not: pass both (the App's ID and its .pem key) or neither",
+        )),
+        (None, Some(_)) => Err(BadInput::new(
+            "app-private-key is set but app-id is not: pass both (the App's ID and its .pem key) or neither",
+        )),
+    }
 }
 
 fn env(name: &str) -> Option<String> {

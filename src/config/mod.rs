@@ -396,6 +396,12 @@ pub fn secrets_of(args: &RunArgs) -> Secrets {
             .flatten()
             .cloned()
             .chain(args.sandboxes.secrets())
+            .chain(
+                args.ci
+                    .github_app_private_key
+                    .iter()
+                    .flat_map(|k| crate::redact::with_lines(k)),
+            )
             .chain(secret_env_values()),
     )
 }

@@ -26,6 +26,12 @@ pub struct StrictGithub {
     log: PathBuf,
 }
 
+/// The fake's Python (its venv also holds PyJWT and cryptography, see `.ci/run`).
+pub fn python() -> String {
+    std::env::var("SANDCRAB_FAKE_GITHUB_PYTHON")
+        .unwrap_or_else(|_| "/var/tmp/fake-github-venv/bin/python".into())
+}
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/github/fake_github.py")
 }
@@ -43,11 +49,37 @@ fn skip(why: &str) -> Option<StrictGithub> {
     None
 }
 
+/// A GitHub App installed on the served repository (`tests/fakes/github_app.py`): the fake
+/// then accepts `token` only once the run has minted it with a JWT signed by the App's key,
+/// and no longer once it is revoked.
+pub struct App<'a> {
+    pub id: &'a str,
+    pub public_key_pem: &'a Path,
+    pub installation_id: u64,
+    /// `name=read|write`, the permissions the installation was granted.
+    pub permissions: &'a [&'a str],
+    /// The installation token the fake mints.
+    pub token: &'a str,
+    /// The workflow's `GITHUB_TOKEN`: good for actions/checkout's fetch, refused (and a
+    /// problem) on a push or an API call.
+    pub job_token: &'a str,
+    /// Strings no request may carry (lines of the App's key).
+    pub secrets: &'a [&'a str],
+}
+
 impl StrictGithub {
     /// Starts the fake over `bare` (moved to `{root}/OWNER/NAME.git`); `perms` as `login=perm`.
     pub fn start(bare: &Path, perms: &[&str]) -> Option<Self> {
-        let python = std::env::var("SANDCRAB_FAKE_GITHUB_PYTHON")
-            .unwrap_or_else(|_| "/var/tmp/fake-github-venv/bin/python".into());
+        Self::launch(bare, perms, None)
+    }
+
+    /// The fake with a GitHub App installed (see [`App`]).
+    pub fn start_with_app(bare: &Path, perms: &[&str], app: &App<'_>) -> Option<Self> {
+        Self::launch(bare, perms, Some(app))
+    }
+
+    fn launch(bare: &Path, perms: &[&str], app: Option<&App<'_>>) -> Option<Self> {
+        let python = python();
         if !Path::new(&python).exists() {
             return skip(&format!("no python for the fake GitHub at {python}"));
         }
@@ -67,13 +99,34 @@ impl StrictGithub {
         let port = free_port();
         let log = root.path().join("requests.jsonl");
         let mut cmd = Command::new(&python);
-        cmd.arg(script())
-            .args(["--port", &port.to_string()])
+        match app {
+            None => {
+                cmd.arg(script()).args(["--token", TOKEN]);
+            }
+            Some(app) => {
+                let wrapper =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/github_app.py");
+                cmd.arg(wrapper)
+                    .env("SANDCRAB_SHARED_GITHUB", script().parent().unwrap())
+                    .args(["--token", app.token, "--app-id", app.id])
+                    .arg("--app-public-key")
+                    .arg(app.public_key_pem)
+                    .args(["--installation-id", &app.installation_id.to_string()])
+                    .args(["--job-token", app.job_token]);
+                for p in app.permissions {
+                    cmd.args(["--app-permission", p]);
+                }
+                for s in app.secrets {
+                    cmd.args(["--secret", s]);
+                }
+            }
+        }
+        cmd.args(["--port", &port.to_string()])
             .arg("--git-root")
             .arg(root.path())
             .arg("--fixtures")
             .arg(fixtures())
-            .args(["--repo", REPO, "--token", TOKEN, "--secret", LLM_KEY])
+            .args(["--repo", REPO, "--secret", LLM_KEY])
             .arg("--log")
             .arg(&log)
             .stdout(Stdio::null())

@@ -257,6 +257,48 @@ impl GithubApi {
         self.create(&path, review, "create the review", &find).await
     }
 
+    /// The id of the App's installation on this repository (the client holds the App's JWT).
+    pub async fn repo_installation(&self) -> Result<u64, ApiError> {
+        let path = format!("/repos/{}/installation", self.repo);
+        let installation: Value = self
+            .call(Method::GET, &path, None, "find the App's installation")
+            .await?;
+        installation["id"].as_u64().ok_or_else(|| ApiError::Status {
+            status: 200,
+            what: "find the App's installation".into(),
+            message: "the answer has no id".into(),
+        })
+    }
+
+    /// Mints an installation token (the client holds the App's JWT). Repeating the POST after a
+    /// failure at worst mints a second token, which expires by itself; nothing is duplicated
+    /// that a person would see.
+    pub async fn create_installation_token(
+        &self,
+        installation: u64,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let path = format!("/app/installations/{installation}/access_tokens");
+        self.call(
+            Method::POST,
+            &path,
+            Some(body),
+            "mint an installation token",
+        )
+        .await
+    }
+
+    /// Revokes the token this client holds.
+    pub async fn revoke_installation_token(&self) -> Result<(), ApiError> {
+        self.call(
+            Method::DELETE,
+            "/installation/token",
+            None,
+            "revoke the installation token",
+        )
+        .await
+    }
+
     /// A POST that creates an object: before each new attempt, `find` looks for the object a
     /// failed attempt may have made, and what it finds is the answer.
     async fn create<'f, T: DeserializeOwned>(

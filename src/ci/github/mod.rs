@@ -5,6 +5,7 @@
 //! Skips and refusals print one line, set `conclusion` (`skipped` / `refused`) and exit 0.
 
 pub mod api;
+pub mod app_token;
 pub mod checkout;
 pub mod commands;
 pub mod comment;
@@ -38,10 +39,10 @@ use trigger::{ActorCheck, Decision, Plan, Target};
 /// Least time between two progress edits (task-list changes are posted at once).
 const EDIT_INTERVAL: Duration = Duration::from_secs(3);
 
-pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Result<ExitCode> {
+pub async fn run(args: RunArgs, settings: CiSettings, mut gh: GithubEnv) -> Result<ExitCode> {
     let secrets = crate::config::ci::secrets_of(&args);
     commands::add_masks(&secrets.to_vec());
-    let redactor = secrets.redactor();
+    let mut redactor = secrets.redactor();
     let event = GithubEvent::load(&gh.event_name, gh.event_path.as_deref())
         .map_err(|e| BadInput::new(e.to_string()))?;
     let has_prompt = args.prompt.is_some() || args.prompt_file.is_some();
@@ -49,6 +50,34 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         Decision::Run(plan) => plan,
         Decision::Skip(why) => return results::stop(&gh, outputs::Conclusion::Skipped, &why),
     };
+    let Some(app) = gh.app.clone() else {
+        return run_decided(args, settings, &gh, redactor, event, plan).await;
+    };
+    let permissions = app_token::permissions_for(plan.mode);
+    let minted = app_token::mint(&gh.api_url, &gh.repository, &app, permissions, &redactor)
+        .await
+        .map_err(|e| BadInput::new(e.to_string()))?;
+    commands::add_masks(std::slice::from_ref(&minted.token));
+    redactor.add([minted.token.clone()]);
+    eprintln!(
+        "sandcrab: using GitHub App {}'s installation token for {} (expires {})",
+        app.id, gh.repository, minted.expires_at
+    );
+    gh.token = Some(minted.token.clone());
+    let result = run_decided(args, settings, &gh, redactor.clone(), event, plan).await;
+    app_token::revoke(&gh.api_url, &gh.repository, &minted.token, &redactor).await;
+    result
+}
+
+/// The run once it is decided: the sender's check, the PR's checkout, the agent, the results.
+async fn run_decided(
+    mut args: RunArgs,
+    settings: CiSettings,
+    gh: &GithubEnv,
+    redactor: Redactor,
+    event: GithubEvent,
+    plan: Plan,
+) -> Result<ExitCode> {
     let api = Arc::new(GithubApi::new(
         &gh.api_url,
         &gh.repository,
@@ -56,10 +85,10 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
         redactor.clone(),
     )?);
     if gh.token.is_none() {
-        return Err(BadInput::new("github-token is not set: pass the github-token input (e.g. ${{ github.token }}) or GITHUB_TOKEN").into());
+        return Err(BadInput::new("github-token is not set: pass the github-token input (e.g. ${{ github.token }}) or GITHUB_TOKEN, or app-id and app-private-key").into());
     }
     if let Some(why) = refusal(&api, &event, &settings, &gh.repository).await? {
-        return results::stop(&gh, outputs::Conclusion::Refused, &why);
+        return results::stop(gh, outputs::Conclusion::Refused, &why);
     }
     eprintln!(
         "sandcrab: running in {} mode: {}",
@@ -68,7 +97,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
     );
     let mut pr = pull_request(&api, &event, &plan).await?;
     if let Some(pr) = pr.as_mut() {
-        check_out_pr(&gh, &args, &redactor, pr).await?;
+        check_out_pr(gh, &args, &redactor, pr).await?;
     }
     let instruction = instruction(&args)?;
     args.prompt = Some(prompt::build(
@@ -84,7 +113,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, gh: GithubEnv) -> Resu
     if config.workspace == Some(crate::config::WorkspaceChoice::Local) {
         eprintln!("sandcrab: warning: the local workspace is not isolated: the agent runs in the checkout and can read what actions/checkout persisted there; use workspace: docker (or persist-credentials: false)");
     }
-    run_planned(config, &gh, &settings, api, redactor, &event, &plan, pr).await
+    run_planned(config, gh, &settings, api, redactor, &event, &plan, pr).await
 }
 
 /// From the progress comment to the outputs.
