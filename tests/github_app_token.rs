@@ -9,9 +9,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::action_env::{action_run, write_event};
 use common::checkout::{actions_checkout, Options, Ref};
-use common::strict_github::{self, App, StrictGithub, DEFAULT_BRANCH, LLM_KEY, REPO};
-use common::{git, run, sandcrab, Run};
+use common::strict_github::{self, App, StrictGithub, DEFAULT_BRANCH};
+use common::{git, run, Run};
 use serde_json::Value;
 
 const APP_ID: &str = "424242";
@@ -107,39 +108,14 @@ impl Job {
 
     /// `@sandcrab` on issue #1 by a writer, as the container action runs it.
     fn run(&self, script: &str, extra: &[(&str, &str)]) -> Run {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/github-events/issue_comment.created.payload.json");
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut event: Value = serde_json::from_str(&text).unwrap();
-        event["comment"]["body"] = "@sandcrab add a NOTES file".into();
-        std::fs::write(self.tmp.path().join("event.json"), event.to_string()).unwrap();
-        let script_path = self.tmp.path().join("script.yaml");
-        std::fs::write(&script_path, script).unwrap();
-        let mut cmd = sandcrab();
-        for (k, _) in std::env::vars() {
-            let ci = ["GITHUB_", "INPUT_", "ACTIONS_", "SANDCRAB_", "RUNNER_"];
-            if ci.iter().any(|p| k.starts_with(p)) {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("run")
-            .current_dir(self.checkout.path())
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_EVENT_NAME", "issue_comment")
-            .env("GITHUB_EVENT_PATH", self.tmp.path().join("event.json"))
-            .env("GITHUB_REPOSITORY", REPO)
-            .env("GITHUB_API_URL", self.gh.api_url())
-            .env("GITHUB_SERVER_URL", self.gh.server_url())
-            .env("GITHUB_RUN_ID", "4242")
-            .env("GITHUB_OUTPUT", self.tmp.path().join("output"))
-            .env("GITHUB_STEP_SUMMARY", self.tmp.path().join("summary"))
-            .env("GITHUB_WORKSPACE", self.checkout.path())
-            .env("INPUT_GITHUB-TOKEN", JOB_TOKEN)
+        let tmp = self.tmp.path();
+        write_event(&self.gh, tmp, "issue_comment.created", |v| {
+            v["comment"]["body"] = "@sandcrab add a NOTES file".into()
+        });
+        let mut cmd = action_run(&self.gh, self.checkout.path(), tmp, "issue_comment", script);
+        cmd.env("INPUT_GITHUB-TOKEN", JOB_TOKEN)
             .env("INPUT_APP-ID", APP_ID)
-            .env("INPUT_APP-PRIVATE-KEY", &self.key.private_pem)
-            .env("INPUT_LLM-API-KEY", LLM_KEY)
-            .env("INPUT_WORKSPACE", "local")
-            .env("INPUT_MODEL", format!("scripted:{}", script_path.display()));
+            .env("INPUT_APP-PRIVATE-KEY", &self.key.private_pem);
         cmd.envs(extra.iter().copied());
         run(&mut cmd)
     }

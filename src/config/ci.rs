@@ -68,6 +68,11 @@ pub struct CiArgs {
     #[arg(long, env = "SANDCRAB_TRIGGER_LABEL")]
     pub trigger_label: Option<String>,
 
+    /// The issue a workflow_dispatch, repository_dispatch or schedule run resolves (action input
+    /// issue-number; one job per issue in a matrix fans a label's issues out).
+    #[arg(long, env = "SANDCRAB_ISSUE_NUMBER")]
+    pub issue_number: Option<String>,
+
     /// Only these users may trigger a run (comma-separated; they still need write access).
     #[arg(long, env = "SANDCRAB_ALLOWED_USERS")]
     pub allowed_users: Option<String>,
@@ -140,6 +145,8 @@ pub struct CiSettings {
     pub draft_pr: bool,
     pub branch_prefix: String,
     pub timeout: Option<Duration>,
+    /// The issue a dispatch or schedule run works on (`issue-number`).
+    pub issue_number: Option<u64>,
 }
 
 /// What GitHub Actions tells the job (the `GITHUB_*` and `ACTIONS_*` variables).
@@ -231,6 +238,7 @@ pub const ACTION_INPUTS: &[&str] = &[
     "prompt",
     "trigger-phrase",
     "label",
+    "issue-number",
     "mode",
     "runner-requirements",
     "workspace",
@@ -363,6 +371,10 @@ fn apply_ci_inputs(ci: &mut CiArgs, m: &ArgMatches) -> Result<(), BadInput> {
         .take()
         .or(fill("trigger_phrase", "trigger-phrase"));
     ci.trigger_label = ci.trigger_label.take().or(fill("trigger_label", "label"));
+    ci.issue_number = ci
+        .issue_number
+        .take()
+        .or(fill("issue_number", "issue-number"));
     ci.allowed_users = ci
         .allowed_users
         .take()
@@ -419,6 +431,20 @@ fn settings(ci: &CiArgs) -> Result<CiSettings, BadInput> {
         Some(0.0) | None => None,
         Some(m) => Some(crate::duration::minutes("timeout-minutes", m).map_err(BadInput::new)?),
     };
+    let issue_number = match ci.issue_number.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(n) => Some(
+            n.trim_start_matches('#')
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    BadInput::new(format!(
+                        "issue-number is '{n}': use the number of an issue of this repository"
+                    ))
+                })?,
+        ),
+    };
     let phrase = ci.trigger_phrase.clone().filter(|p| !p.trim().is_empty());
     Ok(CiSettings {
         mode: ci.mode.unwrap_or(Mode::Auto),
@@ -435,6 +461,7 @@ fn settings(ci: &CiArgs) -> Result<CiSettings, BadInput> {
             .clone()
             .unwrap_or_else(|| "sandcrab/".to_string()),
         timeout,
+        issue_number,
     })
 }
 

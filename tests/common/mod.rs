@@ -2,6 +2,7 @@
 //! on loopback that answers from a script and records every request.
 #![allow(dead_code)]
 
+pub mod action_env;
 pub mod apptainer_standin;
 pub mod checkout;
 pub mod dind;

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::redact::Redactor;
 
-use super::event::PullRequest;
+use super::event::{Issue, PullRequest};
 
 /// Longest wait GitHub may ask for before a retry.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -193,6 +193,12 @@ impl GithubApi {
         let path = format!("/repos/{}/pulls/{number}", self.repo);
         self.call(Method::GET, &path, None, "read the pull request")
             .await
+    }
+
+    /// An issue (the issues API also answers for pull requests: `pull_request` is then set).
+    pub async fn issue(&self, number: u64) -> Result<Issue, ApiError> {
+        let path = format!("/repos/{}/issues/{number}", self.repo);
+        self.call(Method::GET, &path, None, "read the issue").await
     }
 
     pub async fn default_branch(&self) -> Result<String, ApiError> {

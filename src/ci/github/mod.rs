@@ -90,6 +90,7 @@ async fn run_decided(
     if let Some(why) = refusal(&api, &event, &settings, &gh.repository).await? {
         return results::stop(gh, outputs::Conclusion::Refused, &why);
     }
+    let event = with_requested_issue(&api, event, &plan).await?;
     eprintln!(
         "sandcrab: running in {} mode: {}",
         plan.mode.as_str(),
@@ -202,6 +203,45 @@ async fn refusal(
             })
         }
     }
+}
+
+/// A dispatch or schedule run for `issue-number`: the issue, read from the API, stands in for
+/// the event as an `issues` event would carry it, so the prompt and the report hold its text
+/// (untrusted data, as always).
+async fn with_requested_issue(
+    api: &GithubApi,
+    mut event: GithubEvent,
+    plan: &Plan,
+) -> Result<GithubEvent> {
+    use event::EventKind;
+    let Target::Issue(n) = plan.target else {
+        return Ok(event);
+    };
+    if !matches!(
+        event.kind,
+        EventKind::WorkflowDispatch { .. }
+            | EventKind::RepositoryDispatch { .. }
+            | EventKind::Schedule
+    ) {
+        return Ok(event);
+    }
+    let issue = api.issue(n).await.map_err(|e| {
+        BadInput::new(format!(
+            "cannot read issue #{n} given as issue-number ({e}); check the number and that the token can read issues"
+        ))
+    })?;
+    if issue.pull_request.is_some() {
+        return Err(BadInput::new(format!(
+            "issue-number {n} is a pull request: issue-number takes an issue (review pull requests on pull_request events)"
+        ))
+        .into());
+    }
+    event.kind = EventKind::Issues {
+        issue,
+        label: None,
+        assignee: None,
+    };
+    Ok(event)
 }
 
 /// The PR of a PR target: from the payload, or the API (comments on PRs carry none).

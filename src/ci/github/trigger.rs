@@ -126,13 +126,19 @@ pub fn decide(event: &GithubEvent, settings: &CiSettings, has_prompt: bool) -> D
         EventKind::WorkflowDispatch { .. }
         | EventKind::RepositoryDispatch { .. }
         | EventKind::Schedule => {
-            if !has_prompt {
+            if let Some(n) = settings.issue_number {
+                (
+                    Target::Issue(n),
+                    format!("{} for issue #{n} (issue-number)", event.name),
+                )
+            } else if !has_prompt {
                 return Decision::Skip(format!(
-                    "{}: no prompt given (set the prompt input)",
+                    "{}: no prompt given (set the prompt input, or issue-number)",
                     event.name
                 ));
+            } else {
+                (Target::Repository, event.name.clone())
             }
-            (Target::Repository, event.name.clone())
         }
         EventKind::Other => {
             return Decision::Skip(format!("event {} is not one sandcrab handles", event.name))

@@ -15,6 +15,7 @@ fn settings(mode: Mode) -> CiSettings {
         draft_pr: true,
         branch_prefix: "sandcrab/".into(),
         timeout: None,
+        issue_number: None,
     }
 }
 
@@ -155,6 +156,27 @@ fn dispatch_needs_a_prompt_and_review_needs_a_pr() {
     assert!(matches!(decide(&wd, &review, true), Decision::Skip(_)));
     let push = GithubEvent::parse("push", "{}").unwrap();
     assert!(matches!(decide(&push, &s, true), Decision::Skip(_)));
+}
+
+#[test]
+fn issue_number_makes_a_dispatch_or_schedule_run_resolve_that_issue() {
+    let mut s = settings(Mode::Auto);
+    s.issue_number = Some(7);
+    let wd = event("workflow_dispatch", "workflow_dispatch", |_| {});
+    assert_eq!(
+        run_mode(decide(&wd, &s, false)),
+        (Mode::Resolve, Target::Issue(7))
+    );
+    let schedule = GithubEvent::parse("schedule", r#"{"schedule": "0 3 * * *"}"#).unwrap();
+    assert_eq!(
+        run_mode(decide(&schedule, &s, false)),
+        (Mode::Resolve, Target::Issue(7))
+    );
+    // Not on events that carry their own issue: the comment's issue wins.
+    let ic = event("issue_comment", "issue_comment.created", |v| {
+        v["comment"]["body"] = "@sandcrab go".into()
+    });
+    assert_eq!(run_mode(decide(&ic, &s, false)).1, Target::Issue(1));
 }
 
 #[test]
