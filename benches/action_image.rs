@@ -10,8 +10,10 @@
 //!   and with a sibling Docker sandbox (the action's default), the model a loopback server that
 //!   answers `finish` at once.
 //!
-//!     cargo build --release --target x86_64-unknown-linux-musl --bin sandcrab
-//!     cargo bench --bench action_image
+//! ```sh
+//! cargo build --release --target x86_64-unknown-linux-musl --bin sandcrab
+//! cargo bench --bench action_image
+//! ```
 
 #[path = "../tests/common/docker.rs"]
 #[allow(dead_code)]
@@ -102,16 +104,17 @@ fn sizes() {
     .trim()
     .parse()
     .unwrap();
-    let save = Command::new("docker")
+    let mut save = Command::new("docker")
         .args(["save", TAG])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let gzip = Command::new("gzip")
         .arg("-6")
-        .stdin(save.stdout.unwrap())
+        .stdin(save.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(save.wait().unwrap().success(), "docker save failed");
     println!(
         "action image, uncompressed                sandcrab {:>8.1} MB  (runtime base {:.1} MB)",
         mb(size),
