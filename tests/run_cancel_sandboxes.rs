@@ -94,6 +94,29 @@ fn sigint_while_a_cloud_sandbox_starts_deletes_it() {
 }
 
 #[test]
+fn sigint_during_the_repository_upload_leaves_no_temporary_tar() {
+    let cloud = FakeCloud::start(CloudBehaviour::default());
+    let repo = common::git_repo(&[("a.txt", "a\n")]);
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = base_run(repo.path(), &dir.path().join("out"));
+    cmd.args(["--workspace", "cloud", "--cloud-url", &cloud.url()])
+        .arg("--sandbox-workdir")
+        .arg(dir.path().join("ws"))
+        .env("SANDCRAB_CLOUD_API_KEY", CLOUD_KEY)
+        .env("TMPDIR", &tmp);
+    let (code, stderr) = interrupt_at(cmd, "during-repo-upload");
+    assert_eq!(code, 130, "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}\n{stderr}");
+    assert!(cloud.live().is_empty(), "the sandbox is gone: {stderr}");
+}
+
+#[test]
 fn sigint_while_a_runtime_starts_stops_it() {
     let api = FakeRuntimeApi::start(RuntimeBehaviour {
         pending_polls: 1000,

@@ -21,15 +21,25 @@ pub async fn upload_repo(
     repo: &Path,
     exclude: &[PathBuf],
 ) -> Result<(), WorkspaceError> {
-    let local = tempfile_path();
-    let (root, tar_at, exclude) = (repo.to_path_buf(), local.clone(), exclude.to_vec());
+    // Owner-only, and removed when dropped: also when a cancel drops this future mid-upload.
+    let local = tempfile::Builder::new()
+        .prefix("sandcrab-repo-")
+        .suffix(".tar")
+        .tempfile()
+        .map_err(|e| WorkspaceError::Other(format!("cannot create a temporary file: {e}")))?;
+    let (root, tar_at, exclude) = (
+        repo.to_path_buf(),
+        local.path().to_path_buf(),
+        exclude.to_vec(),
+    );
     tokio::task::spawn_blocking(move || snapshot::write_tar_file(&root, &tar_at, &exclude))
         .await
         .map_err(|e| WorkspaceError::Other(e.to_string()))?
         .map_err(|e| WorkspaceError::Other(format!("cannot archive {}: {e}", repo.display())))?;
+    crate::cancel::stage("during-repo-upload").await;
     let remote_tar = format!("/tmp/.sandcrab-repo-{}.tar", uuid::Uuid::new_v4().simple());
-    let uploaded = remote.upload(&local, &remote_tar).await;
-    let _ = std::fs::remove_file(&local);
+    let uploaded = remote.upload(local.path(), &remote_tar).await;
+    drop(local);
     let uploaded = uploaded?;
     if !uploaded.success {
         return Err(WorkspaceError::Other(format!(
@@ -53,13 +63,6 @@ pub async fn upload_repo(
         )));
     }
     Ok(())
-}
-
-fn tempfile_path() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "sandcrab-repo-{}.tar",
-        uuid::Uuid::new_v4().simple()
-    ))
 }
 
 #[cfg(test)]
