@@ -116,9 +116,10 @@ impl Redactor {
         self.secrets.is_empty()
     }
 
-    /// Whether `text` holds a secret, plain or encoded.
+    /// Whether `text` holds a secret, plain or encoded (also base64 wrapped over lines).
     pub fn finds(&self, text: &str) -> bool {
         self.needles.iter().any(|n| text.contains(n.as_str()))
+            || !self.wrapped_spans(text).is_empty()
     }
 
     /// `text` with every secret hidden.
@@ -129,7 +130,69 @@ impl Redactor {
                 out = out.replace(needle.as_str(), HIDDEN);
             }
         }
+        let spans = self.wrapped_spans(&out);
+        for (start, end) in spans.into_iter().rev() {
+            out.replace_range(start..end, HIDDEN);
+        }
         out
+    }
+
+    /// Byte ranges of `text` that hold an encoded secret split by line breaks, as `base64`
+    /// wraps at 76 columns and PEM at 64: the breaks between two base64 characters are taken
+    /// out, the encoded forms looked for in what is left, and each hit mapped back to the span
+    /// it covers (breaks included). Sorted, not overlapping.
+    fn wrapped_spans(&self, text: &str) -> Vec<(usize, usize)> {
+        let bytes = text.as_bytes();
+        if !bytes.contains(&b'\n') {
+            return Vec::new();
+        }
+        let base64ish = |b: u8| b.is_ascii_alphanumeric() || b"+/-_=".contains(&b);
+        let mut joined = Vec::with_capacity(bytes.len());
+        let mut origin = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if matches!(bytes[i], b'\r' | b'\n') && i > 0 && base64ish(bytes[i - 1]) {
+                let mut j = i;
+                while j < bytes.len() && j - i < 2 && matches!(bytes[j], b'\r' | b'\n') {
+                    j += 1;
+                }
+                if j < bytes.len() && base64ish(bytes[j]) {
+                    i = j;
+                    continue;
+                }
+            }
+            joined.push(bytes[i]);
+            origin.push(i);
+            i += 1;
+        }
+        if joined.len() == bytes.len() {
+            return Vec::new();
+        }
+        let mut spans = Vec::new();
+        for needle in self.needles.iter().map(String::as_bytes) {
+            if needle.len() < MIN_ENCODED_LEN || !needle.iter().all(|b| base64ish(*b)) {
+                continue;
+            }
+            let mut from = 0;
+            while let Some(at) = find(&joined[from..], needle) {
+                let (start, last) = (from + at, from + at + needle.len() - 1);
+                let span = (origin[start], origin[last] + 1);
+                // Only what crosses a break: the rest was hidden by the plain pass.
+                if span.1 - span.0 > needle.len() {
+                    spans.push(span);
+                }
+                from = start + 1;
+            }
+        }
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
     }
 
     /// Hides secrets in every string (and key) of a JSON value. Returns whether anything changed.
@@ -158,6 +221,11 @@ impl Redactor {
             _ => false,
         }
     }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The secret and the forms it takes when encoded: URL-encoded, and the part of its base64
@@ -224,6 +292,37 @@ mod tests {
         assert!(r.finds("https://x/?k=sk-a%2Fb%2Bc+d%26e%3Df"));
         assert!(r.finds("https://x/?k=sk-a%2Fb%2Bc%20d%26e%3Df"));
         assert!(!r.finds("an ordinary sentence with sk- in it"));
+    }
+
+    #[test]
+    fn base64_wrapped_over_lines_is_hidden_whole() {
+        let token = "ghs_FAKEtoken1234567890abcdefXYZ";
+        let r = Redactor::new([token.to_string()]);
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}{token} and more text after it", "x".repeat(40)));
+        for width in [76, 64, 20] {
+            for eol in ["\n", "\r\n"] {
+                let wrapped: Vec<&str> = encoded
+                    .as_bytes()
+                    .chunks(width)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect();
+                let text = format!("$ base64 secret.txt\n{}\n$ ", wrapped.join(eol));
+                assert!(r.finds(&text), "{width} {eol:?}");
+                let red = r.redact(&text);
+                assert!(red.contains(HIDDEN), "{red}");
+                let rejoined: String = red.split(HIDDEN).collect::<Vec<_>>().join("");
+                let joined: String = rejoined.chars().filter(|c| !c.is_whitespace()).collect();
+                assert!(!Redactor::new([token.to_string()]).finds(&joined), "{red}");
+                assert!(
+                    red.starts_with("$ base64 secret.txt\n") && red.ends_with("\n$ "),
+                    "{red}"
+                );
+            }
+        }
+        // Ordinary wrapped text is left alone.
+        let prose = "line one\nline two\nsk-not-a-secret\n";
+        assert_eq!(r.redact(prose), prose);
     }
 
     #[test]
