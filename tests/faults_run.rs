@@ -251,11 +251,7 @@ impl Tmpfs {
         if matches!(status, Ok(s) if s.success()) {
             return Some(Tmpfs(dir));
         }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and can mount a tmpfs"
-        );
-        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        common::skip("cannot mount a tmpfs here (not root?)");
         None
     }
 }

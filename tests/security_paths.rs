@@ -26,11 +26,10 @@ const SPEC: &str = "../shared/peer/openhands-agent-server-1.58.2.openapi.json";
 fn spec_routes() -> Option<Vec<(Method, String)>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SPEC);
     let Ok(text) = std::fs::read_to_string(&path) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI has ../shared beside the clone"
-        );
-        eprintln!("skipped: {} not found", path.display());
+        common::skip(&format!(
+            "{} not found (../shared beside the clone)",
+            path.display()
+        ));
         return None;
     };
     let spec: Value = serde_json::from_str(&text).unwrap();

@@ -32,8 +32,7 @@ pub fn engine_or_skip() -> bool {
     if docker(&["info"]).is_ok() {
         return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "CI needs a Docker engine");
-    eprintln!("skipped: no Docker engine");
+    super::skip("no Docker engine");
     false
 }
 

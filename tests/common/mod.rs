@@ -28,6 +28,32 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+/// A test that cannot have what it needs (Docker, root, `../shared`, a venv) says so and
+/// returns, never passing silently: under `CI` it fails instead (CI must have everything), and
+/// elsewhere it prints `SKIPPED: <test>: <why>` and appends that line to
+/// `target/tmp/skipped.txt`, which `.ci/run` and the README's test command print at the end.
+pub fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run here and CI must run it: {why}"
+    );
+    let line = format!("SKIPPED: {test}: {why}");
+    eprintln!("{line}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write as _;
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// The `sandcrab` binary under test, with a clean environment for LLM settings.
 pub fn sandcrab() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandcrab"));
@@ -297,11 +323,10 @@ impl SharedScriptedLlm {
     pub fn start(steps: usize) -> Option<Self> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/scripted_llm.py");
         if !script.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must have ../shared beside the clone"
-            );
-            eprintln!("skipped: {} not found", script.display());
+            skip(&format!(
+                "{} not found (../shared beside the clone)",
+                script.display()
+            ));
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
