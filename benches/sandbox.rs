@@ -12,6 +12,12 @@
 #[allow(dead_code)]
 mod docker;
 
+/// What `docker.rs` calls when there is no engine (tests/common's `skip` in the tests).
+#[allow(dead_code)]
+fn skip(why: &str) {
+    println!("SKIPPED: {why}");
+}
+
 use std::path::Path;
 use std::time::Instant;
 
