@@ -4,6 +4,7 @@
 
 pub mod apptainer_standin;
 pub mod checkout;
+pub mod chromium;
 pub mod dind;
 pub mod docker;
 pub mod fake_cloud;
