@@ -318,3 +318,65 @@ fn report_takes_a_trajectory_file_and_refuses_what_is_not_one() {
         r.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openhands_sdk_trajectory_renders_with_sandcrab_report() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/openhands-trajectory/trajectory.jsonl");
+    let out = tempfile::tempdir().unwrap();
+    let page = out.path().join("openhands.html");
+    let r = run(sandcrab()
+        .arg("report")
+        .arg(&fixture)
+        .arg("--out")
+        .arg(&page));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), page.display().to_string());
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Status and model from the SDK's state snapshot; no result.json, so no timings.
+    assert!(html.contains("<span class=\"badge ok\" id=\"status\">finished</span>"));
+    assert!(
+        html.contains("model <code>openai&#x2f;scripted</code>"),
+        "the model"
+    );
+    assert!(!html.contains("<h3>Timings</h3>"));
+    let Some(chromium) = chromium::find() else {
+        return;
+    };
+    let mut browser = Browser::start(&chromium).await;
+    let text = open_clean(&mut browser, &page, "openhands").await;
+    for shown in [
+        "Write hello.py that greets the world, then run it.",
+        // Each action: the commands, the file written (as code), the plan, the answer.
+        "printf 'alpha\\nbeta\\n' > notes.txt && ls && cat notes.txt",
+        "create /",
+        "    return f\"hello {name}\"",
+        "Run it",
+        "Wrote hello.py; it prints hello world.",
+        // Observations, the failing one with its exit code, its HTML as text.
+        "alpha\nbeta",
+        "hello world\n</script><b>bold</b>",
+        "exit 1",
+        // Figures from the SDK's stats: 3 200 of 7 000 input tokens read from the cache.
+        "46%",
+        "1200 in (800 cached) · 40 out",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not on the page:\n{text}");
+    }
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('.step.action').length")
+            .await,
+        json!(5)
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('.chart g').length")
+            .await,
+        json!(5)
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('b').length").await,
+        json!(0)
+    );
+}

@@ -126,16 +126,25 @@ fn last_stats(events: &[Value]) -> Option<&Value> {
     })
 }
 
+/// The status of the last `execution_status` update, or of a `full_state` snapshot.
 fn last_execution_status(events: &[Value]) -> Option<String> {
     events.iter().rev().find_map(|e| {
-        (e["kind"] == "ConversationStateUpdateEvent" && e["key"] == "execution_status")
-            .then(|| e["value"].as_str().map(str::to_string))
-            .flatten()
+        if e["kind"] != "ConversationStateUpdateEvent" {
+            return None;
+        }
+        match e["key"].as_str() {
+            Some("execution_status") => e["value"].as_str(),
+            Some("full_state") => e["value"]["execution_status"].as_str(),
+            _ => None,
+        }
+        .map(str::to_string)
     })
 }
 
+/// The agent's model (usage id `agent`), else the first model of the stats.
 fn model_of(stats: Option<&Value>) -> Option<String> {
-    stats?["usage_to_metrics"]["agent"]["model_name"]
+    let metrics = stats?["usage_to_metrics"].as_object()?;
+    metrics.get("agent").or_else(|| metrics.values().next())?["model_name"]
         .as_str()
         .map(str::to_string)
 }

@@ -30,6 +30,8 @@ pub struct Entry {
     /// The terminal command, or the action's arguments as JSON.
     pub command: Option<Folded>,
     pub args: Option<Folded>,
+    /// Multi-line text arguments (file contents, edits), shown as code.
+    pub code: Option<Folded>,
     pub body: Option<Folded>,
     pub observation: Option<Observation>,
     pub error: Option<Folded>,
@@ -142,6 +144,13 @@ fn action(event: &Value, n: usize, answers: &HashMap<&str, &Value>) -> Entry {
     let summary = summary
         .strip_prefix(&format!("{tool}: "))
         .unwrap_or(summary);
+    // OpenHands' summaries are the tool's name and its arguments as JSON: the command or path
+    // reads better.
+    let summary = if summary.starts_with('{') {
+        ""
+    } else {
+        summary
+    };
     let (command, args_shown, body) = match tool {
         "terminal" | "execute_bash" | "bash" => (args["command"].as_str().map(fold), None, None),
         "finish" => (None, None, args["message"].as_str().map(fold)),
@@ -149,13 +158,11 @@ fn action(event: &Value, n: usize, answers: &HashMap<&str, &Value>) -> Entry {
         _ => (None, Some(fold(&pretty_args(&args))), None),
     };
     let title = if summary.is_empty() {
-        preview(
-            args["command"]
-                .as_str()
-                .or(args["path"].as_str())
-                .unwrap_or(""),
-            120,
-        )
+        let what: Vec<&str> = [&args["command"], &args["path"]]
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        preview(&what.join(" "), 120)
     } else {
         preview(summary, 120)
     };
@@ -169,6 +176,11 @@ fn action(event: &Value, n: usize, answers: &HashMap<&str, &Value>) -> Entry {
             .as_str()
             .filter(|r| !r.trim().is_empty())
             .map(fold),
+        code: args_shown
+            .is_some()
+            .then(|| multiline_args(&args))
+            .filter(|t| !t.is_empty())
+            .map(|t| fold(&t)),
         command,
         args: args_shown,
         body,
@@ -196,14 +208,28 @@ fn action(event: &Value, n: usize, answers: &HashMap<&str, &Value>) -> Entry {
     entry
 }
 
-/// Arguments as JSON, without the `kind` tag and file contents written whole elsewhere.
+/// Arguments as JSON, without the `kind` tag, empty fields and multi-line texts (shown as
+/// text by [`multiline_args`]).
 fn pretty_args(args: &Value) -> String {
     let mut args = args.clone();
     if let Some(map) = args.as_object_mut() {
         map.remove("kind");
-        map.retain(|_, v| !v.is_null());
+        map.retain(|_, v| !v.is_null() && !v.as_str().is_some_and(|s| s.contains('\n')));
     }
     serde_json::to_string_pretty(&args).unwrap_or_default()
+}
+
+/// The multi-line text arguments (a file's new content, an edit's old and new text) as
+/// `name:` followed by the text, so code reads as code rather than as a JSON string.
+fn multiline_args(args: &Value) -> String {
+    let Some(map) = args.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| v.as_str().filter(|s| s.contains('\n')).map(|s| (k, s)))
+        .map(|(k, s)| format!("{k}:\n{}", s.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// What an observation, error or rejection says.
