@@ -128,3 +128,48 @@ pub fn report_command(path: &Path, out: Option<&Path>) -> Result<PathBuf> {
     std::fs::write(&out, html).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_layout_a_trajectory_comes_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // The OpenHands SDK's persisted conversation: one file per event, named in order.
+        std::fs::create_dir(d.join("events")).unwrap();
+        for (i, kind) in ["MessageEvent", "ActionEvent", "ObservationEvent"]
+            .iter()
+            .enumerate()
+        {
+            let name = format!("event-{i:05}-x.json");
+            std::fs::write(
+                d.join("events").join(name),
+                format!("{{\"kind\": \"{kind}\"}}"),
+            )
+            .unwrap();
+        }
+        std::fs::write(d.join("events").join("notes.txt"), "not an event").unwrap();
+        let inputs = load(d).unwrap();
+        let kinds: Vec<&str> = inputs
+            .events
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["MessageEvent", "ActionEvent", "ObservationEvent"]);
+        assert_eq!(inputs.default_out, d.join("report.html"));
+        assert!(inputs.result.is_none() && inputs.patch.is_empty());
+        // A JSON array, and JSON lines with blank lines.
+        let array = d.join("dump.json");
+        std::fs::write(&array, "[{\"kind\": \"A\"}, {\"kind\": \"B\"}]").unwrap();
+        assert_eq!(load(&array).unwrap().events.len(), 2);
+        let lines = d.join("t.jsonl");
+        std::fs::write(&lines, "{\"kind\": \"A\"}\n\n{\"kind\": \"B\"}\n").unwrap();
+        assert_eq!(load(&lines).unwrap().events.len(), 2);
+        // Not a trajectory: one line saying which event.
+        std::fs::write(&lines, "{\"kind\": \"A\"}\n{\"type\": \"B\"}\n").unwrap();
+        let e = load(&lines).unwrap_err().to_string();
+        assert!(e.contains("event 2 has no \"kind\""), "{e}");
+    }
+}
