@@ -1,5 +1,5 @@
 //! The `sandcrab` command line: `run` (the agent in CI), `serve` (the agent-server),
-//! `doctor`, and the hidden `forward` (the TCP forwarder of a remote engine's bridge container).
+//! `doctor`, `report` (report.html from a run's outputs or a trajectory), and the hidden `forward` (the TCP forwarder of a remote engine's bridge container).
 
 use std::process::ExitCode as ProcessExit;
 
@@ -30,6 +30,15 @@ enum Command {
     /// Check what runs need here (git, a Docker engine, a static binary); --sweep removes the
     /// containers and networks that crashed runs left behind.
     Doctor(sandcrab::doctor::DoctorArgs),
+    /// Render report.html from an output folder of `sandcrab run`, a conversation folder or a
+    /// trajectory file (sandcrab's or the OpenHands SDK's); prints the page's path.
+    Report {
+        /// The --out folder of a run, a conversation folder, or a trajectory.jsonl.
+        path: std::path::PathBuf,
+        /// Where to write the page (default: report.html beside the inputs).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Serve the OpenHands-compatible agent-server API (REST + WebSocket) on HOST:PORT.
     Serve(ServeArgs),
     /// Forward TCP LISTEN=TARGET pairs (the bridge container of a remote Docker engine).
@@ -61,6 +70,7 @@ fn main() -> ProcessExit {
         Command::Serve(args) => serve(args),
         Command::Doctor(args) => block_on(async { Ok(sandcrab::doctor::doctor(args).await) })
             .unwrap_or_else(|e| fail(&e)),
+        Command::Report { path, out } => report(&path, out.as_deref()),
         Command::Forward { pairs } => forward(&pairs),
     };
     ProcessExit::from(code as u8)
@@ -88,6 +98,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => fail(&e),
         },
         Err(e) => fail(&anyhow::Error::new(e)),
+    }
+}
+
+fn report(path: &std::path::Path, out: Option<&std::path::Path>) -> ExitCode {
+    match sandcrab::report::html::load::report_command(path, out) {
+        Ok(written) => {
+            println!("{}", written.display());
+            ExitCode::Finished
+        }
+        Err(e) => fail(&e),
     }
 }
 

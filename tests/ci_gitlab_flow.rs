@@ -207,6 +207,13 @@ async fn a_merge_request_pipeline_gets_one_note_edited_into_the_report() {
     assert!(report.starts_with(on_disk.trim_end()), "{report}");
     assert!(report.contains("calc.sh"), "changed files listed: {report}");
     assert!(report.contains(&format!("[Run]({JOB_URL})")), "{report}");
+    // The page itself, where GitLab serves it from the job's artifacts.
+    assert!(
+        report.contains(&format!(
+            "[Report page (report.html)]({JOB_URL}/artifacts/file/sandcrab-out/report.html)"
+        )),
+        "{report}"
+    );
     assert!(report.contains("does not push a branch or open a merge request on GitLab yet"));
 
     // Outputs where `artifacts: paths: [sandcrab-out/]` collects them, and the dotenv report.
@@ -215,6 +222,7 @@ async fn a_merge_request_pipeline_gets_one_note_edited_into_the_report() {
         "trajectory.jsonl",
         "changes.patch",
         "report.md",
+        "report.html",
     ] {
         assert!(job.out().join(name).is_file(), "{name}");
     }

@@ -52,6 +52,8 @@ pub struct Links {
     pub branch: Option<(String, String)>,
     pub review: Option<String>,
     pub artifact: Option<String>,
+    /// `report.html` itself, where the forge serves it from the job (GitLab).
+    pub report_page: Option<String>,
 }
 
 /// The final body: `report` (report.md), what happened to the results (`notes`), links;
@@ -71,8 +73,12 @@ pub fn final_body(report: &str, links: &Links, notes: &[String], limit: usize) -
     if let Some(url) = &links.review {
         items.push(format!("[Review]({url})"));
     }
+    if let Some(url) = &links.report_page {
+        items.push(format!("[Report page (report.html)]({url})"));
+    }
     if let Some(url) = &links.artifact {
-        items.push(format!("[Artifacts]({url})"));
+        // The artifact is a zip; the page a reviewer wants is inside it.
+        items.push(format!("[Artifact: report.html, trajectory]({url})"));
     }
     if let Some(url) = &links.run {
         items.push(format!("[Run]({url})"));
@@ -145,7 +151,10 @@ mod tests {
         let body = final_body(&report, &links, &["pushed".into()], GITHUB_COMMENT_LIMIT);
         assert!(body.len() <= GITHUB_COMMENT_LIMIT, "{}", body.len());
         assert!(body.contains("the whole report is `report.md` in the [artifacts](https://a/1)"));
-        assert!(body.contains("> pushed") && body.contains("[Artifacts](https://a/1)"));
+        assert!(
+            body.contains("> pushed")
+                && body.contains("[Artifact: report.html, trajectory](https://a/1)")
+        );
         let short = final_body("ok", &Links::default(), &[], GITHUB_COMMENT_LIMIT);
         assert_eq!(short, format!("ok\n{MARKER}"));
     }

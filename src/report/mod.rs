@@ -1,7 +1,8 @@
-//! What a run reports: `result.json`, `trajectory.jsonl`, `changes.patch` and `report.md`
-//! in the output folder, and readable progress on the console as the agent works.
+//! What a run reports: `result.json`, `trajectory.jsonl`, `changes.patch`, `report.md` and
+//! `report.html` in the output folder, and readable progress on the console as the agent works.
 
 pub mod diffstat;
+pub mod html;
 pub mod inert;
 pub mod markdown;
 pub mod progress;
@@ -113,6 +114,8 @@ pub struct Outputs {
     pub trajectory: PathBuf,
     pub patch: PathBuf,
     pub report: PathBuf,
+    /// `report.html`, the page a person reads.
+    pub html: PathBuf,
 }
 
 impl Outputs {
@@ -122,6 +125,7 @@ impl Outputs {
             trajectory: dir.join("trajectory.jsonl"),
             patch: dir.join("changes.patch"),
             report: dir.join("report.md"),
+            html: dir.join("report.html"),
         }
     }
 }
@@ -150,7 +154,49 @@ pub fn write_outputs(
     write(&out.report, redact(&report).as_bytes())?;
     let json = serde_json::to_string_pretty(result)?;
     write(&out.result, redact(&json).as_bytes())?;
+    // The page is a reader's view: if it cannot be made, the other outputs still stand.
+    if let Err(e) = write_html(&out.html, result, events, patch, redact) {
+        eprintln!("sandcrab: warning: report.html not written: {e:#}");
+    }
     Ok(out)
+}
+
+/// Renders `report.html` from inputs redacted one string at a time (HTML escaping could
+/// otherwise hide a secret from the redactor); the page is redacted once more as a whole.
+fn write_html(
+    path: &Path,
+    result: &RunResult,
+    events: &[Event],
+    patch: &str,
+    redact: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    let mut values = Vec::with_capacity(events.len());
+    for event in events {
+        let mut v = serde_json::to_value(event)?;
+        redact_strings(&mut v, redact);
+        values.push(v);
+    }
+    let mut result = serde_json::to_value(result)?;
+    redact_strings(&mut result, redact);
+    let page = html::render(&values, Some(&result), &redact(patch), redact)?;
+    write(path, page.as_bytes())
+}
+
+/// Applies `redact` to every string (and key) of `value`.
+fn redact_strings(value: &mut serde_json::Value, redact: &dyn Fn(&str) -> String) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = redact(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, redact)),
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                redact_strings(&mut v, redact);
+                map.insert(redact(&k), v);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {

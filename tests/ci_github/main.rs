@@ -10,6 +10,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod duplicates;
+#[path = "../fakes/artifact_service.rs"]
+mod fake_artifacts;
 mod gates;
 mod job;
 mod publishing;

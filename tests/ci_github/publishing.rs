@@ -442,3 +442,38 @@ fn a_refused_draft_is_opened_as_a_ready_pull_request() {
         "https://github.example/Codertocat/Hello-World/pull/77"
     );
 }
+
+#[test]
+fn the_artifact_holds_report_html_and_the_comment_and_step_summary_link_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let artifacts = rt.block_on(crate::fake_artifacts::FakeArtifactService::start());
+    let job = Job::writer();
+    job.event("issue_comment.created", with_phrase);
+    let token = crate::fake_artifacts::token();
+    let r = job.run(
+        "issue_comment",
+        &job.script(&calc_fix()),
+        &[
+            ("ACTIONS_RUNTIME_TOKEN", token.as_str()),
+            ("ACTIONS_RESULTS_URL", artifacts.results_url.as_str()),
+        ],
+    );
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let blobs = artifacts.book.lock().unwrap().blobs.clone();
+    assert_eq!(blobs.len(), 1, "one artifact");
+    let zip = blobs.values().next().unwrap().clone();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("report.html").unwrap(), &mut page).unwrap();
+    assert!(page.contains("<!doctype html>") && page.contains("calc.sh"));
+    assert_eq!(
+        page,
+        std::fs::read_to_string(job.path("out").join("report.html")).unwrap()
+    );
+    let link = "[Artifact: report.html, trajectory](https://github.example/Codertocat/Hello-World/actions/runs/4242/artifacts/";
+    let last = job.comment_bodies().pop().unwrap();
+    assert!(last.contains(link), "{last}");
+    let summary = std::fs::read_to_string(job.path("summary")).unwrap();
+    assert!(summary.contains(link), "{summary}");
+    assert_no_secrets(&job, &r);
+}

@@ -5,6 +5,7 @@
 pub mod action_env;
 pub mod apptainer_standin;
 pub mod checkout;
+pub mod chromium;
 pub mod dind;
 pub mod docker;
 pub mod fake_cloud;

@@ -92,6 +92,7 @@ pub async fn finish(
         branch: published.branch.clone(),
         review: published.review.clone(),
         artifact,
+        report_page: None,
     };
     let redactor = Redactor::new(config.secrets.iter().cloned());
     let body = redactor.redact(&render::final_body(
@@ -164,8 +165,8 @@ fn write_outputs(gh: &GithubEnv, values: &[(Output, String)]) {
     outputs::write(gh.output_file.as_deref(), values);
 }
 
-/// Uploads result.json, trajectory.jsonl, changes.patch and report.md as one artifact when
-/// the job has the artifact service; returns its URL.
+/// Uploads result.json, trajectory.jsonl, changes.patch, report.md and report.html as one
+/// artifact when the job has the artifact service; returns its URL.
 async fn upload(gh: &GithubEnv, outcome: &RunOutcome) -> Option<String> {
     let (token, url) = (gh.runtime_token.clone()?, gh.results_url.clone()?);
     if outcome.exit_code == ExitCode::SecretInChanges {
@@ -173,7 +174,7 @@ async fn upload(gh: &GithubEnv, outcome: &RunOutcome) -> Option<String> {
         return None;
     }
     let o = &outcome.outputs;
-    let files: Vec<(String, PathBuf)> = [&o.result, &o.trajectory, &o.patch, &o.report]
+    let files: Vec<(String, PathBuf)> = [&o.result, &o.trajectory, &o.patch, &o.report, &o.html]
         .iter()
         .filter(|p| p.exists())
         .map(|p| {

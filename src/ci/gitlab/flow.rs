@@ -94,6 +94,31 @@ fn keep_out_of_the_patch(config: &RunConfig) {
     }
 }
 
+/// Where GitLab serves `report.html` from the job's artifacts (`CI_JOB_URL/artifacts/file/PATH`,
+/// PATH under `CI_PROJECT_DIR`, as `artifacts: paths:` collects it); `None` when the page was
+/// not written or lies outside the checkout (no artifact can hold it then).
+fn report_page_url(job: &GitlabJob, page: &Path) -> Option<String> {
+    let job_url = job.context.job_url.as_deref()?;
+    if !page.is_file() {
+        return None;
+    }
+    let project = absolute(&job.context.project_dir);
+    let relative = absolute(page).strip_prefix(&project).ok()?.to_path_buf();
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| {
+            url::form_urlencoded::byte_serialize(c.as_os_str().to_string_lossy().as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect();
+    Some(format!(
+        "{}/artifacts/file/{}",
+        job_url.trim_end_matches('/'),
+        parts.join("/")
+    ))
+}
+
 fn absolute(path: &Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -141,6 +166,7 @@ async fn finish(
     }
     let links = Links {
         run: job.context.job_url.clone(),
+        report_page: report_page_url(job, &outcome.outputs.html),
         ..Links::default()
     };
     let body = redactor.redact(&render::final_body(
