@@ -120,7 +120,11 @@ async fn retries_on_5xx_and_429() {
         .await
         .unwrap();
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [502, 429, 503, 200]);
+    assert_eq!(
+        statuses,
+        [502, 429, 503, 201],
+        "201 Created, as GitLab answers"
+    );
     assert_eq!(
         fake.note("42", "merge_requests", 1, note.id).as_deref(),
         Some("hi")
