@@ -7,14 +7,14 @@ use serde_json::Value;
 
 use crate::job::*;
 
-/// The findings: an added line (3), an unchanged line inside the hunk (5: old line 4), a line
-/// outside the diff (15).
+/// The findings: an added line (3), an unchanged line inside the hunk (5: old line 4; its
+/// body quotes the job token, which must be redacted), a line outside the diff (15).
 const FINDINGS: &str = r#"- tool: finish
   args:
     message: |
       {"summary": "The usage line is good; `sub` still adds.", "comments": [
         {"path": "calc.sh", "line": 3, "body": "Say `sub` too."},
-        {"path": "calc.sh", "line": 5, "body": "Quote $2."},
+        {"path": "calc.sh", "line": 5, "body": "Quote $2. glcbt-fake-job-token-5555"},
         {"path": "calc.sh", "line": 15, "body": "Off the diff."}]}
 "#;
 
@@ -58,6 +58,11 @@ async fn findings_become_diff_threads_with_positions_gitlab_accepts() {
         "an unchanged line names both sides"
     );
     assert_eq!(threads[1].2["new_line"], 5);
+    assert!(threads[1].1.starts_with("Quote $2. "), "{threads:?}");
+    assert!(
+        !threads[1].1.contains(crate::fake::JOB_TOKEN),
+        "redacted: {threads:?}"
+    );
 
     let note_url = job.env_value("SANDCRAB_NOTE_URL");
     let id: u64 = note_url.rsplit("#note_").next().unwrap().parse().unwrap();

@@ -10,7 +10,8 @@
 //!   commits, then `--unshallow`) until the head and the base have a merge base: the diff a
 //!   review must see is `merge-base..head`, as GitHub shows it.
 //!
-//! Any failure is an error: the agent never works on other code than the PR's.
+//! Any failure is an error: the agent never works on other code than the PR's. The fetch and
+//! deepening ([`fetch_head_and_base`]) serve GitLab's merge requests too (`ci::gitlab::checkout`).
 
 use super::checkout::{Checkout, GitError};
 use super::event::PullRequest;

@@ -109,6 +109,7 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, job: GitlabJob) -> Res
         server_url: server,
         issue: subject.issue.as_ref(),
         merge_request: subject.merge_request.as_ref(),
+        redactor: &redactor,
     };
     let published = publish::publish(&ctx, &plan, &outcome).await;
     finish(

@@ -15,6 +15,7 @@ use crate::ci::github::review as findings;
 use crate::config::ci::{CiSettings, Mode};
 use crate::config::gitlab::GitlabJob;
 use crate::error::ExitCode;
+use crate::redact::Redactor;
 use crate::report::inert::{host_of_url, inert};
 use crate::run::RunOutcome;
 
@@ -32,6 +33,8 @@ pub struct Context<'a> {
     pub server_url: String,
     pub issue: Option<&'a Issue>,
     pub merge_request: Option<&'a MergeRequestInfo>,
+    /// The run's secrets, redacted from every text sent to GitLab.
+    pub redactor: &'a Redactor,
 }
 
 /// What was published, and what went wrong.
@@ -224,10 +227,10 @@ async fn open_merge_request(
     let request = NewMergeRequest {
         source_branch: branch.clone(),
         target_branch,
-        title,
-        description: format!(
+        title: ctx.redactor.redact(&title),
+        description: ctx.redactor.redact(&format!(
             "{closes}{summary}\n\n<sub>Opened by sandcrab; review before merging.</sub>"
-        ),
+        )),
         remove_source_branch: true,
     };
     match client
@@ -250,7 +253,7 @@ async fn post_review(ctx: &Context<'_>, iid: u64, outcome: &RunOutcome, out: &mu
     let own = host_of_url(&ctx.server_url);
     found.summary = inert(&found.summary, own.as_deref());
     for c in &mut found.comments {
-        c.body = inert(&c.body, own.as_deref());
+        c.body = ctx.redactor.redact(&inert(&c.body, own.as_deref()));
     }
     let (Some(client), Some(checkout), Some(info)) = (ctx.client, ctx.checkout, ctx.merge_request)
     else {
