@@ -1,7 +1,9 @@
-//! The GitLab notes client against a fake GitLab on loopback (tests/fakes/gitlab.rs) that
-//! checks the `PRIVATE-TOKEN` header and records every request: create and update on merge
-//! requests and issues, project paths as one encoded segment, retries on 5xx and 429, clear
-//! errors for 401, 404 and a missing token, and the token in no body.
+//! The GitLab client against the strict fake GitLab on loopback (tests/fakes/gitlab.rs) that
+//! checks the `PRIVATE-TOKEN` header, judges every body against its endpoint table and records
+//! every request: notes on merge requests and issues, project paths as one encoded segment,
+//! retries on 5xx and 429, clear errors for 401, 404 and a missing token, the token in no
+//! body; a merge request opened twice (a retried POST) is found, not doubled; and the fake
+//! itself refuses what GitLab refuses.
 
 #[path = "fakes/gitlab.rs"]
 mod fake;
@@ -10,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fake::{FakeGitlab, TOKEN};
+use sandcrab::ci::gitlab::api::NewMergeRequest;
 use sandcrab::ci::gitlab::{GitlabClient, GitlabError, NoteTarget};
 use sandcrab::ci::retry::Backoff;
 use sandcrab::config::gitlab::gitlab_token;
@@ -120,7 +123,11 @@ async fn retries_on_5xx_and_429() {
         .await
         .unwrap();
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [502, 429, 503, 200]);
+    assert_eq!(
+        statuses,
+        [502, 429, 503, 201],
+        "201 Created, as GitLab answers"
+    );
     assert_eq!(
         fake.note("42", "merge_requests", 1, note.id).as_deref(),
         Some("hi")
@@ -192,4 +199,136 @@ async fn only_a_job_token_means_no_token_and_no_request() {
         "{text}"
     );
     assert!(fake.requests().is_empty());
+}
+
+/// A project on the fake with branches `main` and `feature`.
+fn seed(fake: &FakeGitlab) {
+    let work = tempfile::tempdir().unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let w = work.path();
+    git(w, &["init", "-q", "-b", "main"]);
+    git(w, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    git(w, &["branch", "feature"]);
+    let bare = fake.bare().0;
+    std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    git(w, &["init", "-q", "--bare", bare.to_str().unwrap()]);
+    git(
+        w,
+        &["push", "-q", bare.to_str().unwrap(), "main", "feature"],
+    );
+}
+
+#[tokio::test]
+async fn a_merge_request_opened_twice_is_found_not_doubled() {
+    let fake = FakeGitlab::start().await;
+    seed(&fake);
+    let gitlab = client(&fake, TOKEN);
+    let request = NewMergeRequest {
+        source_branch: "feature".into(),
+        target_branch: "main".into(),
+        title: "Draft: Resolve #5: x".into(),
+        description: "Closes #5".into(),
+        remove_source_branch: true,
+    };
+    let first = gitlab.create_merge_request("42", &request).await.unwrap();
+    let again = gitlab.create_merge_request("42", &request).await.unwrap();
+    assert_eq!(first.iid, again.iid);
+    assert_eq!(fake.merge_requests().len(), 1);
+    let seen: Vec<(String, u16)> = fake
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    let expected = [("POST", 201), ("POST", 409), ("GET", 200)];
+    assert_eq!(
+        seen,
+        expected.map(|(m, s)| (m.to_string(), s)).to_vec(),
+        "the 409 is answered by a lookup"
+    );
+    let lookup = &fake.requests()[2];
+    assert!(lookup.query.contains("source_branch=feature"), "{lookup:?}");
+    let missing = NewMergeRequest {
+        source_branch: "nope".into(),
+        ..request
+    };
+    let e = gitlab
+        .create_merge_request("42", &missing)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert_token_only_in_headers(&fake);
+}
+
+#[tokio::test]
+async fn the_fake_refuses_what_gitlab_refuses() {
+    let fake = FakeGitlab::start().await;
+    seed(&fake);
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: &str, body: serde_json::Value| {
+        http.post(format!("{}/{path}", fake.api_url))
+            .header("PRIVATE-TOKEN", token)
+            .json(&body)
+            .send()
+    };
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let mr = serde_json::json!({"source_branch": "feature", "target_branch": "main", "title": "t"});
+    let cases = [
+        (
+            "projects/42/merge_requests",
+            "wrong",
+            mr.clone(),
+            401,
+            serde_json::json!({"message": "401 Unauthorized"}),
+        ),
+        (
+            "projects/43/merge_requests",
+            TOKEN,
+            mr.clone(),
+            404,
+            serde_json::json!({"message": "404 Project Not Found"}),
+        ),
+        (
+            "projects/42/merge_requests",
+            TOKEN,
+            serde_json::json!({"source_branch": "feature", "target_branch": "main"}),
+            400,
+            serde_json::json!({"error": "title is missing"}),
+        ),
+        (
+            "projects/42/merge_requests",
+            TOKEN,
+            serde_json::json!({"source_branch": "feature", "target_branch": "main", "title": "t", "remove_source_branch": "yes"}),
+            400,
+            serde_json::json!({"error": "remove_source_branch is invalid"}),
+        ),
+        (
+            "projects/42/merge_requests",
+            TOKEN,
+            serde_json::json!({"source_branch": "feature", "target_branch": "main", "title": "t", "draft": true}),
+            400,
+            serde_json::json!({"error": "draft does not have a valid value"}),
+        ),
+        (
+            "projects/42/merge_requests/7/notes",
+            TOKEN,
+            serde_json::json!({"body": 5}),
+            400,
+            serde_json::json!({"error": "body is invalid"}),
+        ),
+    ];
+    for (path, token, body, status, shape) in cases {
+        let got = answer(post(path, token, body.clone()).await.unwrap()).await;
+        assert_eq!(got, (status, shape), "{path} {body}");
+    }
 }

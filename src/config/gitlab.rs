@@ -20,7 +20,18 @@ pub struct GitlabJob {
     /// `CI_MERGE_REQUEST_TITLE`: text written by a GitLab user, untrusted; only ever quoted
     /// as data in the agent's prompt.
     pub merge_request_title: Option<String>,
+    /// `SANDCRAB_ISSUE_IID`: the issue a manual, scheduled or triggered pipeline resolves.
+    pub issue_iid: Option<u64>,
+    /// `CI_JOB_TOKEN`: never used for the API; kept to redact it (the runner's clone URL
+    /// carries it) and to take it out of the checkout's `origin` before the agent runs.
+    pub job_token: Option<String>,
+    /// `CI_DEFAULT_BRANCH`: where a merge request opened for an issue goes.
+    pub default_branch: Option<String>,
 }
+
+/// The variable naming the issue a pipeline resolves (set on a manual run, a schedule or the
+/// pipeline trigger API: `variables[SANDCRAB_ISSUE_IID]=5`).
+pub const ISSUE_IID_VARIABLE: &str = "SANDCRAB_ISSUE_IID";
 
 /// The job, for `sandcrab run --ci-platform gitlab` (or `GITLAB_CI=true`): the context as if
 /// `GITLAB_CI` were `true` (the platform was chosen already), the token and the MR's title.
@@ -35,10 +46,26 @@ pub fn gitlab_job(var: impl Fn(&str) -> Option<String>) -> Result<GitlabJob, Bad
         .as_ref()
         .and_then(|_| var("CI_MERGE_REQUEST_TITLE"))
         .filter(|t| !t.trim().is_empty());
+    let present = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let issue_iid = match present(ISSUE_IID_VARIABLE) {
+        None => None,
+        Some(iid) => Some(iid.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            BadInput::new(format!(
+                "GitLab CI: {ISSUE_IID_VARIABLE} {iid:?} is not an issue number; set it to the issue's iid (the number after #)"
+            ))
+        })?),
+    };
     Ok(GitlabJob {
         context,
         token: gitlab_token(&var),
         merge_request_title,
+        issue_iid,
+        job_token: present("CI_JOB_TOKEN"),
+        default_branch: present("CI_DEFAULT_BRANCH"),
     })
 }
 
@@ -94,6 +121,7 @@ pub fn gitlab_context(
                 ))
             })?,
             project_id: get("CI_MERGE_REQUEST_PROJECT_ID").unwrap_or_else(|| project_id.clone()),
+            source_project_id: get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID"),
             source_branch: get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME").unwrap_or_default(),
             target_branch: get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME").unwrap_or_default(),
         }),
@@ -217,6 +245,25 @@ mod tests {
         let job = gitlab_job(lookup(&vars)).unwrap();
         assert_eq!(job.token.as_deref(), Some("glpat-z"));
         assert_eq!(job.merge_request_title.as_deref(), Some("Fix sub"));
+        assert_eq!(job.issue_iid, None);
+        vars.push(("SANDCRAB_ISSUE_IID", " 5 "));
+        vars.push(("CI_JOB_TOKEN", "job-tok"));
+        vars.push(("CI_DEFAULT_BRANCH", "main"));
+        let job = gitlab_job(lookup(&vars)).unwrap();
+        assert_eq!(job.issue_iid, Some(5));
+        assert_eq!(job.job_token.as_deref(), Some("job-tok"));
+        assert_eq!(job.default_branch.as_deref(), Some("main"));
+        for bad in ["five", "0", "-1"] {
+            let mut with_bad = vars.clone();
+            with_bad.retain(|(k, _)| *k != "SANDCRAB_ISSUE_IID");
+            with_bad.push(("SANDCRAB_ISSUE_IID", bad));
+            let e = gitlab_job(lookup(&with_bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("SANDCRAB_ISSUE_IID") && e.contains("not an issue number"),
+                "{e}"
+            );
+        }
+        vars.retain(|(k, _)| !["SANDCRAB_ISSUE_IID"].contains(k));
         vars.retain(|(k, _)| *k != "CI_MERGE_REQUEST_IID");
         let job = gitlab_job(lookup(&vars)).unwrap();
         assert_eq!(job.merge_request_title, None);

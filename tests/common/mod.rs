@@ -11,6 +11,7 @@ pub mod docker;
 pub mod fake_cloud;
 pub mod fake_github;
 pub mod fake_runtime_api;
+pub mod gitlab_checkout;
 pub mod sandbox_proc;
 pub mod server;
 pub mod strict_github;

@@ -1,8 +1,11 @@
-//! Git in the runner's checkout (`GITHUB_WORKSPACE`): commit a patch onto a given commit
-//! without touching the working tree or the index (a temporary index and `commit-tree`),
-//! fetch a branch and push a commit to `origin`.
+//! Git in the runner's checkout (`GITHUB_WORKSPACE`, or GitLab's `CI_PROJECT_DIR`): commit a
+//! patch onto a given commit without touching the working tree or the index (a temporary
+//! index and `commit-tree`), fetch a branch and push a commit to `origin` (or to the remote
+//! URL given with [`Checkout::with_remote`]: GitLab's `origin` carries the job token, so the
+//! GitLab side pushes to the same URL without it).
 //!
-//! Auth for https remotes: an `http.<origin>/.extraheader` with the token, passed through
+//! Auth for https remotes: an `http.<origin>/.extraheader` with the token (Basic, user
+//! `x-access-token` on GitHub, `oauth2` on GitLab), passed through
 //! `GIT_CONFIG_COUNT/KEY/VALUE` in git's environment: never written to `.git/config`, never
 //! in argv (where `ps` would show it).
 //!
@@ -31,6 +34,11 @@ pub struct Checkout {
     dir: PathBuf,
     token: Option<String>,
     redactor: Redactor,
+    /// `origin`, or a remote URL (without credentials).
+    remote: String,
+    /// The Basic user name sent with the token.
+    user: &'static str,
+    author: (String, String),
 }
 
 impl Checkout {
@@ -39,7 +47,24 @@ impl Checkout {
             dir: dir.to_path_buf(),
             token,
             redactor,
+            remote: "origin".into(),
+            user: "x-access-token",
+            author: (AUTHOR.0.into(), AUTHOR.1.into()),
         }
+    }
+
+    /// Fetches from and pushes to `url` instead of `origin`, sending the token as Basic auth
+    /// for `user`.
+    pub fn with_remote(mut self, url: &str, user: &'static str) -> Self {
+        self.remote = url.to_string();
+        self.user = user;
+        self
+    }
+
+    /// The name and email of the commits made.
+    pub fn with_author(mut self, name: &str, email: &str) -> Self {
+        self.author = (name.into(), email.into());
+        self
     }
 
     /// A commit of `patch` applied onto `parent`, with `message`; returns its sha.
@@ -66,10 +91,10 @@ impl Checkout {
         .await?;
         let tree = self.git(&["write-tree"], &idx, "write-tree").await?;
         let ident = [
-            ("GIT_AUTHOR_NAME", AUTHOR.0.to_string()),
-            ("GIT_AUTHOR_EMAIL", AUTHOR.1.to_string()),
-            ("GIT_COMMITTER_NAME", AUTHOR.0.to_string()),
-            ("GIT_COMMITTER_EMAIL", AUTHOR.1.to_string()),
+            ("GIT_AUTHOR_NAME", self.author.0.clone()),
+            ("GIT_AUTHOR_EMAIL", self.author.1.clone()),
+            ("GIT_COMMITTER_NAME", self.author.0.clone()),
+            ("GIT_COMMITTER_EMAIL", self.author.1.clone()),
         ];
         self.git(
             &["commit-tree", tree.trim(), "-p", parent, "-m", message],
@@ -85,7 +110,7 @@ impl Checkout {
         let auth = self.auth_env().await;
         let refspec = format!("refs/heads/{branch}");
         self.git(
-            &["fetch", "--quiet", "--no-tags", "origin", &refspec],
+            &["fetch", "--quiet", "--no-tags", &self.remote, &refspec],
             &auth,
             "fetch",
         )
@@ -99,7 +124,7 @@ impl Checkout {
     pub async fn push(&self, sha: &str, branch: &str) -> Result<(), GitError> {
         let auth = self.auth_env().await;
         let refspec = format!("{sha}:refs/heads/{branch}");
-        self.git(&["push", "--quiet", "origin", &refspec], &auth, "push")
+        self.git(&["push", "--quiet", &self.remote, &refspec], &auth, "push")
             .await
             .map(|_| ())
     }
@@ -121,16 +146,27 @@ impl Checkout {
         .is_ok()
     }
 
-    /// The auth header env for origin, when it is an https remote and a token is set.
+    /// The remote fetched from and pushed to: `origin` or a URL.
+    pub(crate) fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// The auth header env for the remote, when it is an https remote and a token is set.
     pub(crate) async fn auth_env(&self) -> Vec<(&'static str, String)> {
-        let (Some(token), Ok(url)) = (
-            &self.token,
-            self.git(&["remote", "get-url", "origin"], &[], "remote")
-                .await,
-        ) else {
+        let Some(token) = &self.token else {
             return Vec::new();
         };
-        auth_config(url.trim(), token)
+        let url = match url::Url::parse(&self.remote) {
+            Ok(_) => self.remote.clone(),
+            Err(_) => match self
+                .git(&["remote", "get-url", &self.remote], &[], "remote")
+                .await
+            {
+                Ok(url) => url,
+                Err(_) => return Vec::new(),
+            },
+        };
+        auth_config_for(url.trim(), self.user, token)
     }
 
     /// Runs runner-side git in the checkout (see `runner_git`); stdout, or the redacted error.
@@ -179,6 +215,11 @@ impl Drop for TempFile {
 /// `GIT_CONFIG_*` variables that set the token as the extra header of `url`'s origin (an
 /// empty value first, so a header actions/checkout persisted is replaced, not doubled).
 pub fn auth_config(url: &str, token: &str) -> Vec<(&'static str, String)> {
+    auth_config_for(url, "x-access-token", token)
+}
+
+/// [`auth_config`] with Basic user `user`.
+pub fn auth_config_for(url: &str, user: &str, token: &str) -> Vec<(&'static str, String)> {
     let Ok(parsed) = url::Url::parse(url) else {
         return Vec::new();
     };
@@ -187,7 +228,7 @@ pub fn auth_config(url: &str, token: &str) -> Vec<(&'static str, String)> {
     }
     let origin = parsed.origin().ascii_serialization();
     let key = format!("http.{origin}/.extraheader");
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
     vec![
         ("GIT_CONFIG_COUNT", "2".to_string()),
         ("GIT_CONFIG_KEY_0", key.clone()),

@@ -10,7 +10,8 @@
 //!   commits, then `--unshallow`) until the head and the base have a merge base: the diff a
 //!   review must see is `merge-base..head`, as GitHub shows it.
 //!
-//! Any failure is an error: the agent never works on other code than the PR's.
+//! Any failure is an error: the agent never works on other code than the PR's. The fetch and
+//! deepening ([`fetch_head_and_base`]) serve GitLab's merge requests too (`ci::gitlab::checkout`).
 
 use super::checkout::{Checkout, GitError};
 use super::event::PullRequest;
@@ -52,14 +53,49 @@ pub async fn check_out(
     } else {
         format!("refs/remotes/origin/pr/{}", pr.number)
     };
-    let base_ref = format!("refs/remotes/origin/{}", pr.base.name);
-    let refspecs = [
-        if same_repo {
-            format!("+refs/heads/{}:{head_ref}", pr.head.name)
+    let spec = HeadSpec {
+        head_source: if same_repo {
+            format!("refs/heads/{}", pr.head.name)
         } else {
-            format!("+refs/pull/{}/head:{head_ref}", pr.number)
+            format!("refs/pull/{}/head", pr.number)
         },
-        format!("+refs/heads/{}:{base_ref}", pr.base.name),
+        head_ref,
+        base_branch: pr.base.name.clone(),
+        branch: same_repo.then(|| pr.head.name.clone()),
+    };
+    let (head, merge_base) = fetch_head_and_base(checkout, &spec).await?;
+    Ok(PrHead {
+        head,
+        merge_base,
+        same_repo,
+    })
+}
+
+/// What to fetch and check out: a head ref of the remote and a base branch.
+#[derive(Debug, Clone)]
+pub struct HeadSpec {
+    /// The ref on the remote (`refs/heads/feature`, `refs/pull/7/head`,
+    /// `refs/merge-requests/7/head`).
+    pub head_source: String,
+    /// Where it is kept locally (`refs/remotes/origin/...`).
+    pub head_ref: String,
+    /// The branch the head is compared with (validated by the caller).
+    pub base_branch: String,
+    /// Check the head out as this branch (so a push fast-forwards it); `None`: detached.
+    pub branch: Option<String>,
+}
+
+/// Fetches `spec`'s head and base branch (deepening a shallow checkout until they have a
+/// merge base) and checks the head out; returns the head commit and the merge base.
+pub async fn fetch_head_and_base(
+    checkout: &Checkout,
+    spec: &HeadSpec,
+) -> Result<(String, String), GitError> {
+    let head_ref = spec.head_ref.clone();
+    let base_ref = format!("refs/remotes/origin/{}", spec.base_branch);
+    let refspecs = [
+        format!("+{}:{head_ref}", spec.head_source),
+        format!("+refs/heads/{}:{base_ref}", spec.base_branch),
     ];
     let shallow = checkout
         .git(&["rev-parse", "--is-shallow-repository"], &[], "rev-parse")
@@ -95,21 +131,16 @@ pub async fn check_out(
             detail: format!(
                 "the head {} and the base branch {} share no history",
                 short(&head),
-                pr.base.name
+                spec.base_branch
             ),
         });
     };
-    let switch: Vec<&str> = if same_repo {
-        vec!["checkout", "--quiet", "--force", "-B", &pr.head.name, &head]
-    } else {
-        vec!["checkout", "--quiet", "--force", "--detach", &head]
+    let switch: Vec<&str> = match &spec.branch {
+        Some(branch) => vec!["checkout", "--quiet", "--force", "-B", branch, &head],
+        None => vec!["checkout", "--quiet", "--force", "--detach", &head],
     };
     checkout.git(&switch, &[], "checkout").await?;
-    Ok(PrHead {
-        head,
-        merge_base,
-        same_repo,
-    })
+    Ok((head, merge_base))
 }
 
 async fn fetch(
@@ -122,7 +153,7 @@ async fn fetch(
     if let Some(extra) = extra {
         args.push(extra);
     }
-    args.push("origin");
+    args.push(checkout.remote());
     args.extend(refspecs.iter().map(String::as_str));
     checkout.git(&args, &auth, "fetch").await.map(|_| ())
 }

@@ -43,8 +43,19 @@ pub struct MergeRequest {
     /// The project the merge request belongs to (`CI_MERGE_REQUEST_PROJECT_ID`): the target
     /// project, which differs from the job's for a merge request from a fork.
     pub project_id: String,
+    /// `CI_MERGE_REQUEST_SOURCE_PROJECT_ID`: the project the source branch lives in (a fork's
+    /// for a merge request from a fork; then nothing is ever pushed).
+    pub source_project_id: Option<String>,
     pub source_branch: String,
     pub target_branch: String,
+}
+
+impl MergeRequest {
+    /// Whether the source branch lives in the merge request's own project (an unknown source
+    /// project counts as a fork: no push).
+    pub fn same_project(&self) -> bool {
+        self.source_project_id.as_deref() == Some(self.project_id.as_str())
+    }
 }
 
 /// One GitLab CI job.
