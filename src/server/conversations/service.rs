@@ -143,7 +143,7 @@ impl Handle {
                 .push(text);
             return Ok(());
         }
-        self.conversation.lock().await.send_message(&text)?;
+        self.conversation.lock().await.send_message(&text).await?;
         if run {
             self.start_run().or_else(|e| {
                 if e.status.as_u16() == 409 {
