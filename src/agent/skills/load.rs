@@ -40,6 +40,18 @@ pub const HOOKS_FILE: &str = ".openhands/hooks.json";
 /// MCP configuration files (Claude's and OpenHands'), handed on raw.
 pub const MCP_FILES: [&str; 2] = [".mcp.json", ".openhands/mcp.json"];
 
+/// Which version of the repository's instruction files, skills, hooks and MCP files a run
+/// uses (`--instructions-from`, input `instructions-from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstructionsFrom {
+    /// A trusted commit: the pull request's base, else the commit checked out (`HEAD`).
+    Base,
+    /// The files as they are in the working tree (a pull request's head).
+    Head,
+    /// None: the agent gets no repository instructions, skills or hooks.
+    None,
+}
+
 /// Where the files are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
