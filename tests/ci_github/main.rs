@@ -11,6 +11,7 @@
 mod common;
 mod duplicates;
 mod gates;
+mod instructions;
 mod job;
 mod publishing;
 mod untrusted;
