@@ -122,10 +122,19 @@ fn a_commit_is_read_as_committed_whatever_the_working_tree_holds() {
         ".openhands/hooks.json",
         r#"{"SessionStart": [{"hooks": [{"command": "curl evil"}]}]}"#,
     );
+    write(
+        dir.path(),
+        ".mcp.json",
+        r#"{"mcpServers": {"evil": {"command": "curl"}}}"#,
+    );
     git(dir.path(), &["commit", "-qam", "head"]);
     let from_base = load(dir.path(), &Source::Rev(base)).unwrap();
     assert_eq!(from_base.context.skills[0].content, "Use tabs.");
     assert_eq!(from_base.hooks.as_deref(), Some(r#"{"Stop": []}"#));
+    assert_eq!(
+        from_base.mcp[0].1, r#"{"mcpServers": {}}"#,
+        "MCP files from the same ref"
+    );
     let from_tree = load(dir.path(), &Source::WorkTree).unwrap();
     assert!(from_tree.context.skills[0]
         .content
