@@ -252,3 +252,76 @@ fn a_remote_run_hands_them_to_the_agent_server_and_its_hooks_run_there() {
     assert!(!repo.path().join(".stop-once").exists());
     let _ = git(repo.path(), &["status", "--short"]);
 }
+
+#[test]
+fn a_verify_command_that_keeps_failing_fails_the_run_with_its_output() {
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| {
+        Reply::ok(openai_call(
+            tool_results(body),
+            "finish",
+            r#"{"message": "done"}"#,
+        ))
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(
+        &llm,
+        repo.path(),
+        out.path(),
+        &["--verify-command", "echo 'test parse ... FAILED'; exit 1"],
+    );
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    // Sent back three times with the output, then the run fails with it.
+    let reqs = llm.recorded();
+    assert_eq!(reqs.len(), 4);
+    let last = messages(&reqs[3].body).last().unwrap().clone();
+    assert_eq!(text(&last), "[Stop hook feedback] test parse ... FAILED");
+    let result = result_json(out.path());
+    assert_eq!(result["status"], "error");
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("Stop hook still blocks") && error.contains("test parse ... FAILED"),
+        "{error}"
+    );
+    let stops = kinds(&trajectory(out.path()), "HookExecutionEvent").len();
+    assert_eq!(stops, 4);
+    // A command that passes lets the agent finish at once.
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(&llm, repo.path(), out.path(), &["--verify-command", "true"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(result_json(out.path())["status"], "finished");
+}
+
+#[test]
+fn a_user_prompt_submit_hook_can_refuse_the_task() {
+    let hooks = r#"{"UserPromptSubmit": [{"hooks": [{"command": "echo '{\"decision\": \"deny\", \"reason\": \"no database work today\"}'"}]}]}"#;
+    let repo = git_repo(&[(".openhands/hooks.json", hooks)]);
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| {
+        Reply::ok(openai_call(
+            tool_results(body),
+            "finish",
+            r#"{"message": "done"}"#,
+        ))
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(&llm, repo.path(), out.path(), &[]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(llm.recorded().is_empty(), "the model never saw the task");
+    let result = result_json(out.path());
+    assert_eq!(
+        result["error"],
+        "a UserPromptSubmit hook refused the task: no database work today"
+    );
+    let events = trajectory(out.path());
+    assert!(kinds(&events, "MessageEvent").is_empty());
+    assert_eq!(kinds(&events, "HookExecutionEvent")[0]["blocked"], true);
+    // instructions-from none: the repository's hooks are not used.
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(
+        &llm,
+        repo.path(),
+        out.path(),
+        &["--instructions-from", "none"],
+    );
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+}

@@ -126,6 +126,7 @@ impl Handle {
             "agent": self.request.masked_agent(),
             "client_tools": [],
             "tool_module_qualnames": {},
+            "hook_config": self.request.hook_config,
         })
     }
 
