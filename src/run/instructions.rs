@@ -77,9 +77,14 @@ fn is_git_repo(repo: &Path) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Loads, checks and logs what the run's agent gets.
+/// Loads, checks and logs what the run's agent gets. A repository folder that does not exist
+/// here (a remote workspace's, or a wrong `--repo-dir` the workspace reports) gives nothing.
 pub fn prepare(config: &RunConfig, repo: &Path) -> Result<RepoContext> {
-    let source = source(config, repo);
+    let source = if repo.is_dir() {
+        source(config, repo)
+    } else {
+        Source::Nothing
+    };
     let loaded = load::load(repo, &source).map_err(|e| {
         BadInput::new(format!(
             "cannot read the repository's instructions ({e:#}); check the checkout, or set instructions-from: none"
@@ -99,7 +104,8 @@ pub fn prepare(config: &RunConfig, repo: &Path) -> Result<RepoContext> {
         Some(command) => HookConfig::verify(command).merged(repo_hooks),
         None => repo_hooks,
     };
-    if source != Source::Nothing {
+    let found = !loaded.files.is_empty() || loaded.hooks.is_some() || !loaded.mcp.is_empty();
+    if found {
         eprintln!("sandcrab: repository context {}", loaded.summary());
     }
     if let Some(command) = &config.verify_command {
