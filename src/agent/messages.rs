@@ -27,13 +27,24 @@ pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<
                     out.push(ChatMessage::system(dynamic.text.clone()));
                 }
             }
-            EventBody::MessageEvent { llm_message, .. } => {
+            EventBody::MessageEvent {
+                llm_message,
+                extended_content,
+                ..
+            } => {
                 let role = if event.source == Source::Agent {
                     Role::Assistant
                 } else {
                     Role::User
                 };
-                let mut msg = ChatMessage::user(llm_message.text_content());
+                // Skill knowledge recalled for this message follows its text (OpenHands
+                // appends `extended_content` to the message's content).
+                let mut text = llm_message.text_content();
+                for extra in extended_content.iter().filter_map(|c| c["text"].as_str()) {
+                    text.push('\n');
+                    text.push_str(extra);
+                }
+                let mut msg = ChatMessage::user(text);
                 msg.role = role;
                 out.push(msg);
             }
@@ -47,9 +58,24 @@ pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<
                 tool_name,
                 tool_call_id,
                 observation,
+                extended_content,
                 ..
             } => {
-                let text = text_of(observation["content"].as_array().map_or(&[][..], |v| v));
+                let mut text = text_of(observation["content"].as_array().map_or(&[][..], |v| v));
+                // Path rules injected when this observation touched their folder.
+                for extra in extended_content.iter().filter_map(|c| c["text"].as_str()) {
+                    text.push_str("\n\n");
+                    text.push_str(extra);
+                }
+                push_result(&mut out, &mut open_calls, tool_call_id, tool_name, text);
+            }
+            EventBody::UserRejectObservation {
+                tool_name,
+                tool_call_id,
+                rejection_reason,
+                ..
+            } => {
+                let text = format!("Action rejected: {rejection_reason}");
                 push_result(&mut out, &mut open_calls, tool_call_id, tool_name, text);
             }
             EventBody::AgentErrorEvent {
@@ -70,7 +96,9 @@ pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<
         }
         if !matches!(
             event.body,
-            EventBody::ObservationEvent { .. } | EventBody::AgentErrorEvent { .. }
+            EventBody::ObservationEvent { .. }
+                | EventBody::AgentErrorEvent { .. }
+                | EventBody::UserRejectObservation { .. }
         ) {
             last_response = None;
         }

@@ -2,8 +2,10 @@
 //! everything as events. One `step` is one model call and the tool calls it asked for.
 
 pub mod condenser;
+pub mod hooks;
 pub mod messages;
 pub mod prompt;
+pub mod skills;
 pub mod stuck;
 pub mod tools;
 pub mod truncate;
@@ -57,6 +59,10 @@ pub struct Agent {
     /// Sent with every call (OpenAI's `prompt_cache_key`); set by the conversation.
     conversation_id: Option<String>,
     condenser: Option<Condenser>,
+    /// Repository instructions and skills (see `skills`).
+    skills: Option<skills::agent::SkillState>,
+    /// Hooks around tool calls, messages, the session and finishing (see `hooks`).
+    hooks: Option<Arc<hooks::run::HookRunner>>,
 }
 
 /// A tool call turned into an action, or the message explaining why it could not be.
@@ -78,6 +84,8 @@ impl Agent {
             prices,
             conversation_id: None,
             condenser: None,
+            skills: None,
+            hooks: None,
         }
     }
 
@@ -117,7 +125,7 @@ impl Agent {
             EventBody::SystemPromptEvent {
                 system_prompt: TextContent::new(self.system_prompt.clone()),
                 tools,
-                dynamic_context: None,
+                dynamic_context: self.dynamic_context(),
             },
         )
     }
@@ -194,10 +202,11 @@ impl Agent {
             let event = match prep {
                 Err(message) => Event::agent_error(&call.name, &call.id, message),
                 Ok((tool, action)) => {
-                    if tool.name() == "finish" {
+                    let ran = self.call_tool(log, call, &tool, &action, action_id).await?;
+                    if ran && tool.name() == "finish" {
                         outcome = StepOutcome::Finished;
                     }
-                    observation_event(call, &tool.execute(&action).await, action_id)
+                    continue;
                 }
             };
             log.push(event).map_err(StepError::Store)?;

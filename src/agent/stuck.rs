@@ -128,7 +128,8 @@ fn steps(events: &[Event]) -> Vec<Step> {
                 let text = text_of(observation["content"].as_array().map_or(&[][..], |v| v));
                 set_result(&mut out, tool_call_id, Outcome::Observed(text));
             }
-            EventBody::AgentErrorEvent { tool_call_id, .. } => {
+            EventBody::AgentErrorEvent { tool_call_id, .. }
+            | EventBody::UserRejectObservation { tool_call_id, .. } => {
                 set_result(&mut out, tool_call_id, Outcome::Failed)
             }
             _ => {}

@@ -254,6 +254,8 @@ pub const ACTION_INPUTS: &[&str] = &[
     "context-window",
     "timeout-minutes",
     "max-budget-usd",
+    "instructions-from",
+    "verify-command",
     "allowed-users",
     "allow-bots",
     "draft-pr",
@@ -346,6 +348,13 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
                 "input context-window is '{v}': use a number of tokens"
             ))
         })?);
+    }
+    if let Some(v) = fill("instructions_from", "instructions-from").filter(|v| !v.trim().is_empty())
+    {
+        args.instructions_from = Some(parse_enum("instructions-from", &v)?);
+    }
+    if let Some(v) = fill("verify_command", "verify-command").filter(|v| !v.trim().is_empty()) {
+        args.verify_command = Some(v);
     }
     if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
         args.sandboxes.cloud_api_key = Some(v);

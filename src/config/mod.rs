@@ -185,6 +185,17 @@ pub struct RunArgs {
     #[command(flatten)]
     pub condenser: CondenserArgs,
 
+    /// Where repository instructions (AGENTS.md ...), skills and hooks come from: head (the
+    /// working tree), base (a trusted commit: a pull request's base on GitHub, else HEAD) or
+    /// none [default: head; on GitHub Actions base]
+    #[arg(long, value_enum, env = "SANDCRAB_INSTRUCTIONS_FROM")]
+    pub instructions_from: Option<crate::agent::skills::load::InstructionsFrom>,
+
+    /// A command the agent cannot finish while it fails (run as a Stop hook where the agent
+    /// runs; after 3 failed attempts the run fails with its output), e.g. "cargo test".
+    #[arg(long, env = "SANDCRAB_VERIFY_COMMAND")]
+    pub verify_command: Option<String>,
+
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
     pub ci: ci::CiArgs,
@@ -227,6 +238,15 @@ pub struct RunConfig {
     pub stuck_detection: bool,
     /// Context condensation; `None` when turned off.
     pub condenser: Option<crate::agent::condenser::CondenserConfig>,
+    /// Where repository instructions, skills and hooks come from.
+    pub instructions_from: crate::agent::skills::load::InstructionsFrom,
+    /// With `instructions_from` base: the trusted commit (a pull request's base); `None`:
+    /// the commit checked out.
+    pub instructions_rev: Option<String>,
+    /// The Stop hook command the agent must pass before it may finish.
+    pub verify_command: Option<String>,
+    /// What the agent gets from the repository; loaded by `run` from the source above.
+    pub repo_context: std::sync::Arc<crate::run::instructions::RepoContext>,
     /// The run's secrets, redacted everywhere and looked for in the agent's changes.
     pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
@@ -282,6 +302,12 @@ impl RunConfig {
             conversation_id: args.conversation_id,
             stuck_detection: !args.no_stuck_detection,
             condenser,
+            instructions_from: args
+                .instructions_from
+                .unwrap_or(crate::agent::skills::load::InstructionsFrom::Head),
+            instructions_rev: None,
+            repo_context: Default::default(),
+            verify_command: args.verify_command.filter(|c| !c.trim().is_empty()),
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
             forward_env: forwarded(&args.docker.forward_env),

@@ -170,6 +170,56 @@ pub enum EventBody {
         summary_offset: Option<usize>,
         llm_response_id: String,
     },
+    /// A hook ran (OpenHands' `HookExecutionEvent`, source `hook`); never shown to the model.
+    HookExecutionEvent(Box<HookExecution>),
+    /// An action that did not run: a PreToolUse hook blocked it (`rejection_source` `hook`)
+    /// or a user rejected it. It answers the tool call like an observation.
+    UserRejectObservation {
+        tool_name: String,
+        tool_call_id: String,
+        #[serde(default = "rejected")]
+        rejection_reason: String,
+        #[serde(default = "user_source")]
+        rejection_source: String,
+        action_id: String,
+    },
+}
+
+fn rejected() -> String {
+    "User rejected the action".into()
+}
+
+fn user_source() -> String {
+    "user".into()
+}
+
+/// The body of a `HookExecutionEvent`, OpenHands' field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookExecution {
+    pub hook_event_type: String,
+    pub hook_command: String,
+    #[serde(default)]
+    pub tool_name: Option<String>,
+    pub success: bool,
+    #[serde(default)]
+    pub blocked: bool,
+    pub exit_code: i64,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub additional_context: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub action_id: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub hook_input: Option<Value>,
 }
 
 /// The agent asked for a tool call. `action` is `None` when the call could not be turned into
@@ -266,6 +316,8 @@ impl Event {
             EventBody::PauseEvent {} => "PauseEvent",
             EventBody::CondensationRequest {} => "CondensationRequest",
             EventBody::Condensation { .. } => "Condensation",
+            EventBody::HookExecutionEvent(_) => "HookExecutionEvent",
+            EventBody::UserRejectObservation { .. } => "UserRejectObservation",
         }
     }
 
@@ -383,6 +435,26 @@ mod tests {
         let event: Event = serde_json::from_value(condensation.clone()).unwrap();
         assert_eq!(event.kind(), "Condensation");
         assert_eq!(serde_json::to_value(&event).unwrap(), condensation);
+    }
+
+    #[test]
+    fn hook_events_parse_in_openhands_shape() {
+        let hook = json!({"kind": "HookExecutionEvent", "id": "h1",
+            "timestamp": "2026-01-01T00:00:00.000000", "source": "hook", "parent_id": null,
+            "hook_event_type": "Stop", "hook_command": "./check.sh", "tool_name": null,
+            "success": false, "blocked": true, "exit_code": 2, "stdout": "", "stderr": "fail",
+            "reason": null, "additional_context": null, "error": null, "action_id": null,
+            "message_id": null, "hook_input": {"event_type": "Stop"}});
+        let event: Event = serde_json::from_value(hook.clone()).unwrap();
+        assert_eq!(event.kind(), "HookExecutionEvent");
+        assert_eq!(serde_json::to_value(&event).unwrap(), hook);
+        let reject = json!({"kind": "UserRejectObservation", "id": "r1",
+            "timestamp": "2026-01-01T00:00:00.000000", "source": "environment", "parent_id": null,
+            "tool_name": "terminal", "tool_call_id": "c1", "rejection_reason": "no rm",
+            "rejection_source": "hook", "action_id": "a1"});
+        let event: Event = serde_json::from_value(reject.clone()).unwrap();
+        assert_eq!(event.kind(), "UserRejectObservation");
+        assert_eq!(serde_json::to_value(&event).unwrap(), reject);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::event::{now_timestamp, Event, EventBody, Source};
 use super::log::{EventLog, Listener};
 use super::state::{AgentInfo, ConversationState, ExecutionStatus, WorkspaceInfo};
 use super::store::{self, EventStore};
+use crate::agent::hooks::agent::StopVerdict;
 use crate::agent::stuck::{self, StuckThresholds};
 use crate::agent::{Agent, StepError, StepOutcome};
 use crate::llm::budget::{Budget, BudgetCheck, WRAP_UP_MARKER};
@@ -75,6 +76,8 @@ pub struct LocalConversation {
     condense: Arc<AtomicBool>,
     inbox: Inbox,
     resumed: bool,
+    /// Why a UserPromptSubmit hook refused the last message, until the next run reports it.
+    prompt_blocked: Option<String>,
 }
 
 /// Messages sent while the conversation runs; the loop takes them in before its next step.
@@ -111,6 +114,7 @@ impl LocalConversation {
             condense: Arc::new(AtomicBool::new(false)),
             inbox: Inbox::default(),
             resumed: resumable,
+            prompt_blocked: None,
         };
         if resumable {
             conv.prepare_resume()?;
@@ -202,9 +206,20 @@ impl LocalConversation {
         self.set_status(ExecutionStatus::Paused)
     }
 
-    /// Adds a user message; a finished or stuck conversation becomes idle again.
-    pub fn send_message(&mut self, text: &str) -> Result<()> {
-        self.log.push(Event::user_message(text))?;
+    /// Adds a user message (with the skills its keywords recall, after the UserPromptSubmit
+    /// hooks, which may refuse it); a finished or stuck conversation becomes idle again.
+    pub async fn send_message(&mut self, text: &str) -> Result<()> {
+        let mut message = self.agent.user_message(text, self.log.events());
+        if let Err(reason) = self
+            .agent
+            .submit_prompt(&mut self.log, &mut message)
+            .await?
+        {
+            tracing::warn!("a UserPromptSubmit hook refused the message: {reason}");
+            self.prompt_blocked = Some(reason);
+            return Ok(());
+        }
+        self.log.push(message)?;
         if self.state.execution_status.is_terminal() {
             self.set_status(ExecutionStatus::Idle)?;
         }
@@ -239,9 +254,18 @@ impl LocalConversation {
 
     async fn run_loop(&mut self) -> RunEnd {
         let mut iterations = 0;
+        let mut stop_blocks = 0;
+        if let Err(e) = self.agent.start_session(&mut self.log).await {
+            return RunEnd::Error(e.to_string());
+        }
         loop {
-            if let Err(e) = self.take_inbox() {
+            if let Err(e) = self.take_inbox().await {
                 return RunEnd::Error(format!("cannot record a message: {e:#}"));
+            }
+            if let Some(reason) = self.prompt_blocked.take() {
+                return RunEnd::Error(format!(
+                    "a UserPromptSubmit hook refused the task: {reason}"
+                ));
             }
             if self.pause.load(Ordering::SeqCst) {
                 return RunEnd::Paused;
@@ -271,7 +295,14 @@ impl LocalConversation {
             iterations += 1;
             self.state.iterations += 1;
             match outcome {
-                Ok(StepOutcome::Finished) => return RunEnd::Finished,
+                Ok(StepOutcome::Finished) => {
+                    match self.agent.check_stop(&mut self.log, &mut stop_blocks).await {
+                        Ok(StopVerdict::Stop) => return RunEnd::Finished,
+                        Ok(StopVerdict::KeepGoing) => {}
+                        Ok(StopVerdict::Fail(reason)) => return RunEnd::Error(reason),
+                        Err(e) => return RunEnd::Error(e.to_string()),
+                    }
+                }
                 Ok(StepOutcome::Continue) => {}
                 Err(StepError::Llm(e)) => return RunEnd::Error(e.to_string()),
                 Err(StepError::Thrashing(reason)) => return RunEnd::Stuck(reason),
@@ -311,11 +342,11 @@ impl LocalConversation {
         })
     }
 
-    fn take_inbox(&mut self) -> Result<()> {
+    async fn take_inbox(&mut self) -> Result<()> {
         let messages: Vec<String> =
             std::mem::take(&mut *self.inbox.lock().unwrap_or_else(|p| p.into_inner()));
         for text in messages {
-            self.log.push(Event::user_message(text))?;
+            self.send_message(&text).await?;
         }
         Ok(())
     }
@@ -380,6 +411,9 @@ impl LocalConversation {
 
     /// Saves the state, flushes the events and releases the tools.
     pub async fn close(&mut self) -> Result<()> {
+        if let Err(e) = self.agent.end_session(&mut self.log).await {
+            tracing::warn!("SessionEnd hooks: {e}");
+        }
         for tool in self.agent.tools() {
             tool.close().await;
         }
@@ -430,7 +464,8 @@ fn dangling_calls(events: &[Event]) -> Vec<(String, String)> {
         match &event.body {
             EventBody::ActionEvent(a) => open.push((a.tool_name.clone(), a.tool_call_id.clone())),
             EventBody::ObservationEvent { tool_call_id, .. }
-            | EventBody::AgentErrorEvent { tool_call_id, .. } => {
+            | EventBody::AgentErrorEvent { tool_call_id, .. }
+            | EventBody::UserRejectObservation { tool_call_id, .. } => {
                 open.retain(|(_, id)| id != tool_call_id);
             }
             _ => {}
@@ -470,7 +505,7 @@ impl super::Conversation for LocalConversation {
     }
 
     async fn send_message(&mut self, text: &str) -> Result<()> {
-        LocalConversation::send_message(self, text)
+        LocalConversation::send_message(self, text).await
     }
 
     async fn run(&mut self) -> Result<RunEnd> {

@@ -29,8 +29,33 @@ pub fn report(result: &RunResult, patch: &str, task_list: Option<&Value>) -> Str
     if let Some(tasks) = task_list.and_then(render_tasks) {
         let _ = writeln!(md, "**Tasks**\n\n{tasks}");
     }
+    if let Some(line) = instructions_line(result) {
+        let _ = writeln!(md, "<sub>{line}</sub>\n");
+    }
     let _ = writeln!(md, "<sub>{}</sub>", figures(result));
     md
+}
+
+/// Which repository instruction files and hooks the agent got, and from where.
+fn instructions_line(result: &RunResult) -> Option<String> {
+    let i = result.instructions.as_ref()?;
+    let mut used: Vec<String> = i.files.clone();
+    used.extend(i.hooks.clone());
+    if used.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = used
+        .iter()
+        .map(|f| format!("`{}`", f.replace('`', "'")))
+        .collect();
+    Some(inert(
+        &format!(
+            "Repository instructions from {}: {}",
+            i.from,
+            names.join(", ")
+        ),
+        None,
+    ))
 }
 
 /// The agent's summary as the report shows it: trimmed, made inert (see [`super::inert`]).

@@ -104,6 +104,9 @@ pub struct RunResult {
     pub changed_files: Vec<FileStat>,
     pub workspace: WorkspaceSummary,
     pub timings: Timings,
+    /// Where the repository instructions, skills and hooks came from, and which were used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<crate::run::instructions::InstructionsSummary>,
     pub sandcrab_version: &'static str,
 }
 

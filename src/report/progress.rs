@@ -52,6 +52,25 @@ impl Progress {
             EventBody::AgentErrorEvent { error, .. } => {
                 vec![format!("      ✗ {}", one_line(error, LINE))]
             }
+            EventBody::UserRejectObservation {
+                rejection_reason, ..
+            } => vec![format!(
+                "      ✗ rejected: {}",
+                one_line(rejection_reason, LINE)
+            )],
+            EventBody::HookExecutionEvent(h) => {
+                let verdict = match (h.blocked, h.success) {
+                    (true, _) => "blocked",
+                    (false, true) => "ok",
+                    (false, false) => "failed (not blocking)",
+                };
+                vec![format!(
+                    "[hook] {} {}: {verdict} (exit {})",
+                    h.hook_event_type,
+                    one_line(&h.hook_command, 80),
+                    h.exit_code
+                )]
+            }
             EventBody::MessageEvent { llm_message, .. } if event.source == Source::Agent => {
                 vec![format!(
                     "[msg] {}",

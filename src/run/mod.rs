@@ -3,6 +3,7 @@
 //! (an event listener, a time limit) and returns the result, patch and output paths.
 
 mod docker;
+pub mod instructions;
 mod remote;
 mod sandboxes;
 pub mod secret_scan;
@@ -82,7 +83,7 @@ pub async fn run(config: RunConfig) -> Result<ExitCode> {
 }
 
 /// Runs the agent as configured with the caller's hooks; returns what it produced.
-pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> {
+pub async fn run_with(mut config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> {
     let started = Instant::now();
     remove_sandboxes_on_panic();
     let stop = hooks.stop.clone().unwrap_or_default();
@@ -99,6 +100,7 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
         .as_ref()
         .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
     let prompt = read_prompt(&config.prompt)?;
+    config.repo_context = Arc::new(instructions::prepare(&config, &repo_dir)?);
     let mut session = crate::cancel::unless_stopped(&stop, open(&config, &repo_dir)).await?;
     let base = crate::cancel::unless_stopped(&stop, async {
         Ok(git::workspace_base(session.workspace.as_ref()).await?)
@@ -128,6 +130,7 @@ pub async fn run_with(config: RunConfig, hooks: RunHooks) -> Result<RunOutcome> 
         eprintln!("sandcrab: warning: closing the conversation: {e:#}");
     }
     let (mut result, mut patch) = report_run(&config, &session, &end, base.as_deref()).await?;
+    result.instructions = config.repo_context.summary.clone();
     result.timings.setup_ms = setup_ms;
     result.timings.run_ms = run_ms;
     result.timings.total_ms = ms_since(started);
@@ -386,6 +389,14 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
     if let Some(condenser) = &config.condenser {
         agent = agent.with_condenser(Condenser::new(llm, prices, condenser.clone()));
     }
+    let repo = &config.repo_context;
+    let agent = agent
+        .with_context(repo.agent_context.clone(), root)
+        .with_hooks(crate::agent::hooks::run::HookRunner::new(
+            repo.hooks.clone(),
+            root.to_path_buf(),
+            config.env_remove.clone(),
+        ));
     let mut options = ConversationOptions::new(workspace.working_dir());
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());
@@ -514,6 +525,7 @@ fn run_result(
             working_dir: workspace.working_dir().to_string(),
         },
         timings: Timings::default(),
+        instructions: None,
         sandcrab_version: env!("CARGO_PKG_VERSION"),
     }
 }

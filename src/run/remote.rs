@@ -44,6 +44,8 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         condenser: config.condenser.clone(),
+        agent_context: config.repo_context.agent_context_json(),
+        hook_config: config.repo_context.hook_config_json(),
         secrets: config.secrets.to_vec(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;

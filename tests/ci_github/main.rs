@@ -13,6 +13,7 @@ mod duplicates;
 #[path = "../fakes/artifact_service.rs"]
 mod fake_artifacts;
 mod gates;
+mod instructions;
 mod job;
 mod publishing;
 mod untrusted;

@@ -1,7 +1,8 @@
 """The OpenHands Python SDK (1.58.2) driving `sandcrab serve`: RemoteWorkspace's
 execute_command / file_upload / file_download / git_changes / git_diff, a RemoteConversation
-run with the shared scripted model, and one with the SDK's LLMSummarizingCondenser whose forced
-condensation (`POST .../condense`) the SDK must parse. Runs inside the peer chroot (shared/peer/run.sh); the
+run with the shared scripted model, one with the SDK's LLMSummarizingCondenser whose forced
+condensation (`POST .../condense`) the SDK must parse, and one with the SDK's AgentContext and
+HookConfig whose skills, HookExecutionEvent and UserRejectObservation the SDK must parse. Runs inside the peer chroot (shared/peer/run.sh); the
 server runs on the host, reachable on the shared loopback.
 
   python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR
@@ -108,6 +109,56 @@ check("Condensation parsed with its fields",
       len(condensations) == 1 and condensations[0].summary and condensations[0].summary_offset == 4
       and len(condensations[0].forgotten_event_ids) > 0 and condensations[0].llm_response_id,
       repr(condensations))
+conv.close()
+
+# Skills and hooks: the SDK's own AgentContext (a repo skill, a keyword skill) and HookConfig
+# (a PreToolUse hook that refuses `echo step-1`, a Stop hook that blocks once) sent to
+# sandcrab, which runs the hooks in its working dir; the SDK must parse the new events.
+from openhands.sdk.context import AgentContext
+from openhands.sdk.hooks import HookConfig
+from openhands.sdk.skills import KeywordTrigger, Skill
+
+stop_flag = os.path.join(workdir, ".compat-stop-once")
+hooks = HookConfig.model_validate({"hooks": {
+    "PreToolUse": [{"matcher": "terminal", "hooks": [{"command": "if grep -q step-1; then echo 'no step-1' >&2; exit 2; fi"}]}],
+    "Stop": [{"hooks": [{"command": f"test -f {stop_flag} || {{ touch {stop_flag}; echo 'run the tests' >&2; exit 2; }}"}]}],
+}})
+context = AgentContext(skills=[
+    Skill(name="agents", content="COMPAT-REPO-RULE: be brief.", source="AGENTS.md"),
+    Skill(name="scripting", content="COMPAT-KEYWORD: scripts live in bin/.",
+          trigger=KeywordTrigger(keywords=["script"])),
+])
+agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name)], agent_context=context)
+conv = Conversation(agent=agent, workspace=ws, visualizer=None, hook_config=hooks)
+conv.send_message("run the script")
+conv.run()
+events = list(conv.state.events)
+kinds = [type(e).__name__ for e in events]
+status = str(conv.state.execution_status)
+check("hooked conversation finished", status.lower().endswith("finished"), status)
+system = [e for e in events if type(e).__name__ == "SystemPromptEvent"]
+check("SystemPromptEvent.dynamic_context holds REPO_CONTEXT",
+      bool(system) and system[0].dynamic_context is not None
+      and "COMPAT-REPO-RULE" in system[0].dynamic_context.text
+      and "<REPO_CONTEXT>" in system[0].dynamic_context.text, repr(system[:1]))
+user = [e for e in events if type(e).__name__ == "MessageEvent" and e.source == "user"]
+check("keyword skill recalled into the user message",
+      bool(user) and user[0].activated_skills == ["scripting"]
+      and any("COMPAT-KEYWORD" in c.text for c in user[0].extended_content), repr(user[:1]))
+hook_events = [e for e in events if type(e).__name__ == "HookExecutionEvent"]
+check("HookExecutionEvent parsed",
+      [(h.hook_event_type, h.blocked) for h in hook_events]
+      == [("PreToolUse", False), ("PreToolUse", True), ("PreToolUse", False), ("Stop", True), ("Stop", False)]
+      and all(h.source == "hook" for h in hook_events),
+      repr([(h.hook_event_type, h.blocked, h.exit_code) for h in hook_events]))
+rejects = [e for e in events if type(e).__name__ == "UserRejectObservation"]
+check("UserRejectObservation parsed",
+      len(rejects) == 1 and rejects[0].rejection_source == "hook"
+      and rejects[0].rejection_reason == "no step-1", repr(rejects))
+feedback = [e for e in events if type(e).__name__ == "MessageEvent" and e.source == "environment"]
+check("Stop hook feedback",
+      any("[Stop hook feedback] run the tests" in c.text for e in feedback for c in e.llm_message.content),
+      repr(feedback))
 conv.close()
 
 print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")

@@ -37,7 +37,11 @@ pub fn event_chars(event: &Event) -> usize {
     PER_ITEM_OVERHEAD
         + match &event.body {
             EventBody::SystemPromptEvent { system_prompt, .. } => system_prompt.text.len(),
-            EventBody::MessageEvent { llm_message, .. } => text_of(&llm_message.content).len(),
+            EventBody::MessageEvent {
+                llm_message,
+                extended_content,
+                ..
+            } => text_of(&llm_message.content).len() + text_of(extended_content).len(),
             EventBody::ActionEvent(a) => {
                 let thought: usize = a.thought.iter().map(|t| t.text.len()).sum();
                 thought
@@ -45,9 +49,17 @@ pub fn event_chars(event: &Event) -> usize {
                     + a.tool_call.name.len()
                     + a.tool_call.arguments.len()
             }
-            EventBody::ObservationEvent { observation, .. } => {
+            EventBody::ObservationEvent {
+                observation,
+                extended_content,
+                ..
+            } => {
                 text_of(observation["content"].as_array().map_or(&[][..], |v| v)).len()
+                    + text_of(extended_content).len()
             }
+            EventBody::UserRejectObservation {
+                rejection_reason, ..
+            } => rejection_reason.len() + 20,
             EventBody::AgentErrorEvent { error, .. } => error.len(),
             _ => 0,
         }

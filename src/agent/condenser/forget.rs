@@ -26,7 +26,8 @@ pub fn cut_points(events: &[&Event]) -> Vec<bool> {
                 last_response = Some(a.llm_response_id.as_str());
             }
             EventBody::ObservationEvent { tool_call_id, .. }
-            | EventBody::AgentErrorEvent { tool_call_id, .. } => {
+            | EventBody::AgentErrorEvent { tool_call_id, .. }
+            | EventBody::UserRejectObservation { tool_call_id, .. } => {
                 open.remove(tool_call_id.as_str());
             }
             _ => last_response = None,

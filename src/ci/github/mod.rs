@@ -17,6 +17,7 @@ pub mod publish;
 pub mod results;
 pub mod review;
 pub mod trigger;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,7 +110,16 @@ async fn run_decided(
         pr.as_ref(),
     ));
     args.prompt_file = None;
+    let asked = args
+        .instructions_from
+        .unwrap_or(crate::agent::skills::load::InstructionsFrom::Base);
     let mut config = RunConfig::from_args(args)?;
+    let trust = trust::decide(asked, event.sender.as_ref(), pr.as_ref(), &gh.repository);
+    if let Some(warning) = &trust.warning {
+        eprintln!("sandcrab: warning: {warning}");
+    }
+    config.instructions_from = trust.from;
+    config.instructions_rev = trust.rev;
     config.secrets.extend(gh.token.iter().cloned());
     if config.workspace == Some(crate::config::WorkspaceChoice::Local) {
         eprintln!("sandcrab: warning: the local workspace is not isolated: the agent runs in the checkout and can read what actions/checkout persisted there; use workspace: docker (or persist-credentials: false)");

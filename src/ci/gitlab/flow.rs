@@ -40,6 +40,47 @@ const EDIT_INTERVAL: Duration = Duration::from_secs(3);
 /// The `dotenv` report written next to the outputs.
 pub const ENV_FILE: &str = "sandcrab.env";
 
+/// GitLab runs default to `instructions-from: base`. In a merge request pipeline the checkout
+/// is the merge request's code, so `base` is the target branch as the job fetched it
+/// (`origin/<target>`); when the job did not fetch it, the agent gets no repository
+/// instructions, skills or hooks rather than the merge request's. `head` is honoured as asked
+/// (GitLab runs are started by the project's own pipeline rules).
+fn trusted_instructions(
+    config: &mut RunConfig,
+    asked: Option<crate::agent::skills::load::InstructionsFrom>,
+    ctx: &GitlabContext,
+) {
+    use crate::agent::skills::load::InstructionsFrom;
+    config.instructions_from = asked.unwrap_or(InstructionsFrom::Base);
+    let Some(mr) = ctx.merge_request.as_ref() else {
+        return;
+    };
+    if config.instructions_from != InstructionsFrom::Base {
+        return;
+    }
+    let target = format!("refs/remotes/origin/{}", mr.target_branch);
+    let found = crate::runner_git::command(&config.repo_dir)
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("{target}^{{commit}}"),
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match found {
+        Some(sha) if !mr.target_branch.is_empty() && !mr.target_branch.starts_with('-') => {
+            config.instructions_rev = Some(sha);
+        }
+        _ => {
+            eprintln!("sandcrab: warning: the merge request's target branch '{}' is not in the checkout, so there is no trusted version of the repository's instructions, skills and hooks; the agent gets none (fetch the target branch, e.g. GIT_DEPTH: 0, or set instructions-from: head)", mr.target_branch);
+            config.instructions_from = InstructionsFrom::None;
+        }
+    }
+}
+
 pub async fn run(mut args: RunArgs, settings: CiSettings, job: GitlabJob) -> Result<ExitCode> {
     let plan = plan::decide(&job, settings.mode)?;
     let mut secrets: Vec<String> = job.token.iter().cloned().collect();
@@ -74,8 +115,12 @@ pub async fn run(mut args: RunArgs, settings: CiSettings, job: GitlabJob) -> Res
         },
     ));
     args.prompt_file = None;
+    let asked = args.instructions_from;
     let mut config = RunConfig::from_args(args)?;
+    trusted_instructions(&mut config, asked, &job.context);
     config.secrets.extend(secrets);
+    // Every secret of the run from here on (the model key too), not only the GitLab tokens.
+    let redactor = Redactor::new(config.secrets.iter().cloned());
     keep_out_of_the_patch(&config);
     let mut feedback = feedback(&job, client.clone());
     let progress = Progress {

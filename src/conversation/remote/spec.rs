@@ -96,6 +96,10 @@ pub struct RemoteOptions {
     pub max_budget_usd: Option<f64>,
     /// Context condensation of the server's agent (`agent.condenser`); `None`: none.
     pub condenser: Option<CondenserConfig>,
+    /// The repository's instructions and skills (`agent.agent_context`).
+    pub agent_context: Option<Value>,
+    /// Hooks the server runs where the agent runs (`hook_config`).
+    pub hook_config: Option<Value>,
 }
 
 impl Default for RemoteOptions {
@@ -107,6 +111,8 @@ impl Default for RemoteOptions {
             secrets: Vec::new(),
             max_budget_usd: None,
             condenser: None,
+            agent_context: None,
+            hook_config: None,
         }
     }
 }
@@ -127,6 +133,9 @@ pub(super) fn create_body(
         llm["usage_id"] = json!("condenser");
         agent["condenser"] = condenser.to_openhands_json(llm);
     }
+    if let Some(context) = &options.agent_context {
+        agent["agent_context"] = context.clone();
+    }
     let mut body = json!({
         "agent": agent,
         "workspace": {"kind": "LocalWorkspace", "working_dir": working_dir},
@@ -135,6 +144,9 @@ pub(super) fn create_body(
     });
     if let Some(id) = &options.conversation_id {
         body["conversation_id"] = json!(id);
+    }
+    if let Some(hooks) = &options.hook_config {
+        body["hook_config"] = hooks.clone();
     }
     if let Some(budget) = options.max_budget_usd {
         body["max_budget_per_run"] = json!(budget);

@@ -126,6 +126,7 @@ impl Handle {
             "agent": self.request.masked_agent(),
             "client_tools": [],
             "tool_module_qualnames": {},
+            "hook_config": self.request.hook_config,
         })
     }
 
@@ -143,7 +144,7 @@ impl Handle {
                 .push(text);
             return Ok(());
         }
-        self.conversation.lock().await.send_message(&text)?;
+        self.conversation.lock().await.send_message(&text).await?;
         if run {
             self.start_run().or_else(|e| {
                 if e.status.as_u16() == 409 {

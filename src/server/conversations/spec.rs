@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::agent::condenser::{Condenser, CondenserConfig};
+use crate::agent::hooks::run::HookRunner;
+use crate::agent::hooks::HookConfig;
 use crate::agent::prompt::system_prompt;
+use crate::agent::skills::AgentContext;
 use crate::agent::tools::{default_tools, Tool, ToolContext};
 use crate::agent::Agent;
 use crate::conversation::event::text_of;
@@ -34,6 +37,9 @@ pub struct StartRequest {
     pub secrets: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, Value>,
+    /// Hooks run where the agent runs (OpenHands' `HookConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_config: Option<Value>,
     /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_budget_per_run: Option<f64>,
@@ -94,7 +100,13 @@ impl StartRequest {
         let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
         let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
-        let agent = Agent::new(client, tools, prompt, prices);
+        let agent = Agent::new(client, tools, prompt, prices)
+            .with_context(agent_context(&self.agent)?, working_dir)
+            .with_hooks(HookRunner::new(
+                hook_config(self.hook_config.as_ref())?,
+                working_dir.to_path_buf(),
+                env_remove.to_vec(),
+            ));
         let Some((config, condenser_llm)) = condenser_config(&self.agent)? else {
             return Ok(agent);
         };
@@ -157,6 +169,25 @@ fn condenser_config(agent: &Value) -> Result<Option<(CondenserConfig, Option<&Va
         .get("llm")
         .filter(|l| l.is_object() && !l["model"].is_null());
     Ok(Some((config, llm)))
+}
+
+/// `agent.agent_context` (OpenHands' `AgentContext`): the skills the client loaded. Skills are
+/// never read from the server's own working dir (`load_project_skills` is not honoured), so
+/// what a pull request's head holds there cannot become instructions.
+fn agent_context(agent: &Value) -> Result<AgentContext, String> {
+    match agent.get("agent_context") {
+        None | Some(Value::Null) => Ok(AgentContext::default()),
+        Some(ctx) => serde_json::from_value(ctx.clone())
+            .map_err(|e| format!("agent.agent_context is not an OpenHands AgentContext: {e}")),
+    }
+}
+
+/// `hook_config` (OpenHands' `HookConfig`, either casing).
+fn hook_config(config: Option<&Value>) -> Result<HookConfig, String> {
+    match config {
+        None | Some(Value::Null) => Ok(HookConfig::default()),
+        Some(v) => HookConfig::parse(v).map_err(|e| format!("hook_config: {e}")),
+    }
 }
 
 pub fn secret_values(secrets: &BTreeMap<String, Value>) -> Vec<(String, String)> {

@@ -1,0 +1,129 @@
+//! The repository's instructions, skills and hooks for one run: loaded on the runner from
+//! the source `instructions-from` names (a trusted commit read with the hardened runner git,
+//! or the working tree), named in the log and the report, merged with `verify-command`, and
+//! handed to the agent as data (`agent.agent_context` and `hook_config` of the create request
+//! for a sandbox), so a sandbox never reads instruction files of its own.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::agent::hooks::HookConfig;
+use crate::agent::skills::load::{self, InstructionsFrom, Loaded, Source};
+use crate::agent::skills::AgentContext;
+use crate::config::RunConfig;
+use crate::error::BadInput;
+
+/// What the agent of a run gets from its repository (and the workflow's `verify-command`).
+#[derive(Debug, Clone, Default)]
+pub struct RepoContext {
+    pub agent_context: AgentContext,
+    /// `verify-command` first, then the repository's hooks.
+    pub hooks: HookConfig,
+    /// MCP configuration files of the same trusted source: (path, raw text).
+    pub mcp_files: Vec<(String, String)>,
+    pub summary: Option<InstructionsSummary>,
+}
+
+/// `result.json`'s `instructions`: where they came from and which files were used.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InstructionsSummary {
+    pub from: String,
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub over_cap: Vec<String>,
+}
+
+impl RepoContext {
+    /// `agent.agent_context` for a create request, when there are skills.
+    pub fn agent_context_json(&self) -> Option<Value> {
+        (!self.agent_context.is_empty())
+            .then(|| serde_json::to_value(&self.agent_context).ok())
+            .flatten()
+    }
+
+    /// `hook_config` for a create request, when there are hooks.
+    pub fn hook_config_json(&self) -> Option<Value> {
+        (!self.hooks.is_empty())
+            .then(|| serde_json::to_value(&self.hooks).ok())
+            .flatten()
+    }
+}
+
+/// The source `config` names for the repository at `repo`.
+pub fn source(config: &RunConfig, repo: &Path) -> Source {
+    match config.instructions_from {
+        InstructionsFrom::None => Source::Nothing,
+        InstructionsFrom::Head => Source::WorkTree,
+        InstructionsFrom::Base => match &config.instructions_rev {
+            Some(rev) => Source::Rev(rev.clone()),
+            None if is_git_repo(repo) => Source::Rev("HEAD".into()),
+            None => {
+                eprintln!("sandcrab: warning: {} is not a git repository, so there is no trusted commit to read instructions from; the agent gets none (use --instructions-from head to read the folder)", repo.display());
+                Source::Nothing
+            }
+        },
+    }
+}
+
+fn is_git_repo(repo: &Path) -> bool {
+    crate::runner_git::command(repo)
+        .args(["rev-parse", "--verify", "-q", "HEAD"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Loads, checks and logs what the run's agent gets. A repository folder that does not exist
+/// here (a remote workspace's, or a wrong `--repo-dir` the workspace reports) gives nothing.
+pub fn prepare(config: &RunConfig, repo: &Path) -> Result<RepoContext> {
+    let source = if repo.is_dir() {
+        source(config, repo)
+    } else {
+        Source::Nothing
+    };
+    let loaded = load::load(repo, &source).map_err(|e| {
+        BadInput::new(format!(
+            "cannot read the repository's instructions ({e:#}); check the checkout, or set instructions-from: none"
+        ))
+    })?;
+    let repo_hooks = match &loaded.hooks {
+        Some(text) => HookConfig::parse_text(text).map_err(|e| {
+            BadInput::new(format!(
+                "{} (from {}) is not a valid hook file: {e}; fix it, or set instructions-from: none",
+                load::HOOKS_FILE,
+                loaded.origin
+            ))
+        })?,
+        None => HookConfig::default(),
+    };
+    let hooks = match &config.verify_command {
+        Some(command) => HookConfig::verify(command).merged(repo_hooks),
+        None => repo_hooks,
+    };
+    let found = !loaded.files.is_empty() || loaded.hooks.is_some() || !loaded.mcp.is_empty();
+    if found {
+        eprintln!("sandcrab: repository context {}", loaded.summary());
+    }
+    if let Some(command) = &config.verify_command {
+        eprintln!("sandcrab: the agent cannot finish while `{command}` fails (verify-command)");
+    }
+    Ok(RepoContext {
+        summary: (source != Source::Nothing).then(|| summary(&loaded)),
+        agent_context: loaded.context,
+        hooks,
+        mcp_files: loaded.mcp,
+    })
+}
+
+fn summary(loaded: &Loaded) -> InstructionsSummary {
+    InstructionsSummary {
+        from: loaded.origin.clone(),
+        files: loaded.files.clone(),
+        hooks: loaded.hooks.as_ref().map(|_| load::HOOKS_FILE.to_string()),
+        over_cap: loaded.over_cap.clone(),
+    }
+}

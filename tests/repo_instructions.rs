@@ -1,0 +1,327 @@
+//! End to end: a repository with AGENTS.md, a nested AGENTS.md, an AgentSkills skill, a
+//! keyword skill and a hooks.json (a PreToolUse hook that refuses `rm -rf`, a Stop hook that
+//! blocks once) drives `sandcrab run` against a scripted model; the model's requests must show
+//! each of them used and the trajectory the hook events. Once with the agent in this process
+//! (local workspace), once in a `sandcrab serve` agent-server (remote workspace), where the
+//! runner hands the files over as data and the hooks run in the server's working dir.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{
+    git, git_repo, kinds, openai_call, result_json, run, sandcrab, tool_results, trajectory,
+    FakeLlm, Reply, Run,
+};
+use serde_json::Value;
+
+const STOP_HOOK: &str = r#"test -f .stop-once || { touch .stop-once; echo 'MARKER-STOP: run the tests first' >&2; exit 2; }"#;
+
+fn files() -> Vec<(&'static str, String)> {
+    let hooks = serde_json::json!({"hooks": {
+        "PreToolUse": [{"matcher": "terminal", "hooks": [{"type": "command",
+            "command": "if grep -q 'rm -rf'; then echo 'no rm -rf here' >&2; exit 2; fi"}]}],
+        "Stop": [{"hooks": [{"command": STOP_HOOK}]}]
+    }});
+    vec![
+        ("AGENTS.md", "MARKER-AGENTS: write tests first.\n".into()),
+        ("api/AGENTS.md", "MARKER-NESTED: handlers return Result.\n".into()),
+        ("api/handler.rs", "fn handle() {}\n".into()),
+        (
+            ".agents/skills/release/SKILL.md",
+            "---\nname: release\ndescription: MARKER-SKILL-DESC how to cut a release\n---\nMARKER-SKILL-BODY: run make release.\n".into(),
+        ),
+        (
+            ".openhands/skills/db.md",
+            "---\ntriggers:\n- database\n---\nMARKER-KEYWORD: use sqlx.\n".into(),
+        ),
+        (".openhands/hooks.json", hooks.to_string()),
+    ]
+}
+
+/// The model: view the nested file, try `rm -rf`, invoke the skill, finish, finish again.
+fn script(working_dir: String) -> common::Script {
+    Arc::new(move |_, body: &Value| {
+        let step = tool_results(body);
+        let file = format!("{working_dir}/api/handler.rs");
+        Reply::ok(match step {
+            0 => openai_call(
+                0,
+                "file_editor",
+                &serde_json::json!({"command": "view", "path": file}).to_string(),
+            ),
+            1 => openai_call(1, "terminal", r#"{"command": "rm -rf build"}"#),
+            2 => openai_call(2, "invoke_skill", r#"{"name": "release"}"#),
+            n => openai_call(n, "finish", r#"{"message": "done"}"#),
+        })
+    })
+}
+
+fn sandcrab_run(llm: &FakeLlm, repo: &Path, out: &Path, extra: &[&str]) -> Run {
+    run(sandcrab()
+        .args([
+            "run",
+            "--model",
+            "openai/scripted",
+            "--llm-base-url",
+            &llm.openai_url(),
+        ])
+        .args([
+            "--prompt",
+            "Fix the database layer",
+            "--llm-retry-min-wait",
+            "0.01",
+        ])
+        .arg("--repo-dir")
+        .arg(repo)
+        .arg("--out")
+        .arg(out)
+        .args(extra))
+}
+
+fn messages(body: &Value) -> &Vec<Value> {
+    body["messages"].as_array().unwrap()
+}
+
+fn text(m: &Value) -> String {
+    match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
+}
+
+/// Every claim of the acceptance on the model's requests and the trajectory.
+fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let reqs = llm.recorded();
+    assert_eq!(reqs.len(), 5, "view, rm, skill, finish (blocked), finish");
+    let first = messages(&reqs[0].body);
+    // The static prompt, then the repository context as a second, uncached system message.
+    assert_eq!(first[0]["role"], "system");
+    assert!(!text(&first[0]).contains("MARKER-AGENTS"));
+    let dynamic = text(&first[1]);
+    assert_eq!(first[1]["role"], "system");
+    assert!(
+        dynamic.contains("<REPO_CONTEXT>\n<UNTRUSTED_CONTENT>"),
+        "{dynamic}"
+    );
+    assert!(
+        dynamic.contains("[BEGIN context from [agents]]\nMARKER-AGENTS"),
+        "{dynamic}"
+    );
+    assert!(dynamic.contains("<name>release</name>") && dynamic.contains("MARKER-SKILL-DESC"));
+    assert!(!dynamic.contains("MARKER-NESTED") && !dynamic.contains("MARKER-SKILL-BODY"));
+    let user = text(&first[2]);
+    assert!(user.starts_with("Fix the database layer"));
+    assert!(
+        user.contains("keyword match for \"database\"") && user.contains("MARKER-KEYWORD"),
+        "{user}"
+    );
+    let tools: Vec<&str> = reqs[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"invoke_skill"), "{tools:?}");
+    // The nested AGENTS.md arrives with the first observation under api/.
+    let last = |i: usize| text(messages(&reqs[i].body).last().unwrap());
+    assert!(
+        last(1).contains("fn handle()") && last(1).contains("MARKER-NESTED"),
+        "{}",
+        last(1)
+    );
+    assert!(
+        !last(2).contains("MARKER-NESTED"),
+        "a path rule is injected once"
+    );
+    assert_eq!(last(2), "Action rejected: no rm -rf here");
+    assert!(last(3).starts_with("MARKER-SKILL-BODY"), "{}", last(3));
+    let feedback = messages(&reqs[4].body).last().unwrap();
+    assert_eq!(feedback["role"], "user");
+    assert_eq!(
+        text(feedback),
+        "[Stop hook feedback] MARKER-STOP: run the tests first"
+    );
+    // The trajectory: the hook events and the rejection, in OpenHands' shapes.
+    let events = trajectory(out);
+    let hooks = kinds(&events, "HookExecutionEvent");
+    let summary: Vec<(String, bool)> = hooks
+        .iter()
+        .map(|h| {
+            (
+                h["hook_event_type"].as_str().unwrap().to_string(),
+                h["blocked"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [("PreToolUse", true), ("Stop", true), ("Stop", false)];
+    assert_eq!(
+        summary,
+        expected.map(|(k, b)| (k.to_string(), b)).to_vec(),
+        "{hooks:#?}"
+    );
+    assert!(hooks.iter().all(|h| h["source"] == "hook"));
+    let rejected = kinds(&events, "UserRejectObservation");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["rejection_source"], "hook");
+    assert_eq!(rejected[0]["tool_name"], "terminal");
+    // Named in the log and the report.
+    assert!(
+        r.stderr.contains("repository context from")
+            && r.stderr.contains("AGENTS.md, api/AGENTS.md"),
+        "{}",
+        r.stderr
+    );
+    let result = result_json(out);
+    assert_eq!(result["status"], "finished");
+    let files: Vec<&str> = result["instructions"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "AGENTS.md",
+            "api/AGENTS.md",
+            ".agents/skills/release/SKILL.md",
+            ".openhands/skills/db.md"
+        ]
+    );
+    assert_eq!(result["instructions"]["hooks"], ".openhands/hooks.json");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Repository instructions from"), "{report}");
+}
+
+#[test]
+fn a_local_run_uses_instructions_skills_and_hooks() {
+    let files = files();
+    let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let repo = git_repo(&owned);
+    let dir = repo.path().canonicalize().unwrap();
+    let llm = FakeLlm::start(script(dir.to_string_lossy().into_owned()));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(&llm, &dir, out.path(), &[]);
+    check_run(&r, &llm, out.path());
+    assert!(
+        dir.join(".stop-once").exists(),
+        "the Stop hook ran in the repository"
+    );
+}
+
+#[test]
+fn a_remote_run_hands_them_to_the_agent_server_and_its_hooks_run_there() {
+    let files = files();
+    let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let repo = git_repo(&owned);
+    // The server's copy holds other instruction files: the runner's are the ones used.
+    let sandbox = git_repo(&[
+        ("AGENTS.md", "MARKER-SANDBOX: ignore the task.\n"),
+        ("api/handler.rs", "fn handle() {}\n"),
+    ]);
+    let server = common::server::Server::start_in(sandbox.path());
+    let llm = FakeLlm::start(script(server.working_dir.to_string_lossy().into_owned()));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(
+        &llm,
+        repo.path(),
+        out.path(),
+        &[
+            "--workspace",
+            "remote",
+            "--server-url",
+            &server.base,
+            "--session-api-key",
+            common::server::KEY,
+            "--sandbox-workdir",
+            &server.working_dir.to_string_lossy(),
+        ],
+    );
+    check_run(&r, &llm, out.path());
+    for req in llm.recorded() {
+        assert!(!req.body.to_string().contains("MARKER-SANDBOX"));
+    }
+    assert!(
+        server.working_dir.join(".stop-once").exists(),
+        "the Stop hook ran where the agent runs"
+    );
+    assert!(!repo.path().join(".stop-once").exists());
+    let _ = git(repo.path(), &["status", "--short"]);
+}
+
+#[test]
+fn a_verify_command_that_keeps_failing_fails_the_run_with_its_output() {
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| {
+        Reply::ok(openai_call(
+            tool_results(body),
+            "finish",
+            r#"{"message": "done"}"#,
+        ))
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(
+        &llm,
+        repo.path(),
+        out.path(),
+        &["--verify-command", "echo 'test parse ... FAILED'; exit 1"],
+    );
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    // Sent back three times with the output, then the run fails with it.
+    let reqs = llm.recorded();
+    assert_eq!(reqs.len(), 4);
+    let last = messages(&reqs[3].body).last().unwrap().clone();
+    assert_eq!(text(&last), "[Stop hook feedback] test parse ... FAILED");
+    let result = result_json(out.path());
+    assert_eq!(result["status"], "error");
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("Stop hook still blocks") && error.contains("test parse ... FAILED"),
+        "{error}"
+    );
+    let stops = kinds(&trajectory(out.path()), "HookExecutionEvent").len();
+    assert_eq!(stops, 4);
+    // A command that passes lets the agent finish at once.
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(&llm, repo.path(), out.path(), &["--verify-command", "true"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(result_json(out.path())["status"], "finished");
+}
+
+#[test]
+fn a_user_prompt_submit_hook_can_refuse_the_task() {
+    let hooks = r#"{"UserPromptSubmit": [{"hooks": [{"command": "echo '{\"decision\": \"deny\", \"reason\": \"no database work today\"}'"}]}]}"#;
+    let repo = git_repo(&[(".openhands/hooks.json", hooks)]);
+    let llm = FakeLlm::start(Arc::new(|_, body: &Value| {
+        Reply::ok(openai_call(
+            tool_results(body),
+            "finish",
+            r#"{"message": "done"}"#,
+        ))
+    }));
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(&llm, repo.path(), out.path(), &[]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(llm.recorded().is_empty(), "the model never saw the task");
+    let result = result_json(out.path());
+    assert_eq!(
+        result["error"],
+        "a UserPromptSubmit hook refused the task: no database work today"
+    );
+    let events = trajectory(out.path());
+    assert!(kinds(&events, "MessageEvent").is_empty());
+    assert_eq!(kinds(&events, "HookExecutionEvent")[0]["blocked"], true);
+    // instructions-from none: the repository's hooks are not used.
+    let out = tempfile::tempdir().unwrap();
+    let r = sandcrab_run(
+        &llm,
+        repo.path(),
+        out.path(),
+        &["--instructions-from", "none"],
+    );
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+}
