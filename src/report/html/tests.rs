@@ -128,6 +128,7 @@ fn secrets_are_hidden_even_where_escaping_would_change_them() {
             working_dir: "/w".into(),
         },
         timings: crate::report::Timings::default(),
+        instructions: None,
         sandcrab_version: "0",
     };
     let events: Vec<crate::conversation::event::Event> =
