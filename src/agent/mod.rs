@@ -107,11 +107,7 @@ impl Agent {
     /// The first event of a conversation: the system prompt and the tool definitions, in
     /// OpenHands' `ToolDefinition` shape (`kind` `TerminalTool`, `action_type` `TerminalAction`...).
     pub fn system_prompt_event(&self) -> Event {
-        let tools = self
-            .specs
-            .iter()
-            .map(|s| tool_definition(&s.name, &s.description))
-            .collect();
+        let tools = self.tools.iter().map(|t| t.definition()).collect();
         Event::new(
             Source::Agent,
             EventBody::SystemPromptEvent {
@@ -316,7 +312,7 @@ impl Agent {
 }
 
 /// OpenHands' serialized `ToolDefinition` of the tool `name` (`file_editor` → `FileEditorTool`).
-fn tool_definition(name: &str, description: &str) -> Value {
+pub(crate) fn tool_definition(name: &str, description: &str) -> Value {
     let camel: String = name
         .split('_')
         .map(|part| {

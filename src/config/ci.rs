@@ -215,6 +215,7 @@ pub const ACTION_INPUTS: &[&str] = &[
     "context-window",
     "timeout-minutes",
     "max-budget-usd",
+    "mcp-config",
     "allowed-users",
     "allow-bots",
     "draft-pr",
@@ -307,6 +308,9 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
                 "input context-window is '{v}': use a number of tokens"
             ))
         })?);
+    }
+    if let Some(v) = fill("mcp_config", "mcp-config").filter(|v| !v.trim().is_empty()) {
+        args.mcp.mcp_config = Some(v);
     }
     if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
         args.sandboxes.cloud_api_key = Some(v);

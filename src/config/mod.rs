@@ -15,12 +15,14 @@ mod condenser;
 mod docker;
 pub mod gitlab;
 mod llm;
+mod mcp;
 mod sandboxes;
 mod serve;
 
 pub use condenser::CondenserArgs;
 pub use docker::DockerArgs;
 pub use llm::LlmTuningArgs;
+pub use mcp::McpArgs;
 pub use sandboxes::SandboxArgs;
 pub use serve::ServeArgs;
 
@@ -185,6 +187,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub condenser: CondenserArgs,
 
+    #[command(flatten)]
+    pub mcp: McpArgs,
+
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
     pub ci: ci::CiArgs,
@@ -231,6 +236,8 @@ pub struct RunConfig {
     pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
     pub env_remove: Vec<String>,
+    /// MCP servers of the agent (`--mcp-config`), normalised.
+    pub mcp: crate::mcp::McpConfig,
     /// Variables passed into a sandbox (`--forward-env`), with their values now.
     pub forward_env: Vec<(String, String)>,
     /// `DOCKER_HOST`, when set: the engine of the Docker workspace (tells a remote one).
@@ -262,7 +269,18 @@ impl RunConfig {
             return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
         }
         let session_api_key = args.session_api_key.clone().filter(|k| !k.is_empty());
-        let secrets = secrets_of(&args);
+        let mcp = args.mcp.resolve()?;
+        let forward_env = forwarded(&args.docker.forward_env);
+        let mcp_names = crate::mcp::config::secret_names(&mcp);
+        // A forwarded value an MCP server takes is a secret: redacted like the others.
+        let secrets = Secrets::new(
+            secrets_of(&args).iter().cloned().chain(
+                forward_env
+                    .iter()
+                    .filter(|(n, _)| mcp_names.contains(n))
+                    .map(|(_, v)| v.clone()),
+            ),
+        );
         check_sandbox_args(workspace, &args.sandboxes)?;
         Ok(RunConfig {
             demo: args.demo,
@@ -284,7 +302,8 @@ impl RunConfig {
             condenser,
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
-            forward_env: forwarded(&args.docker.forward_env),
+            mcp,
+            forward_env,
             docker_host: env_nonempty("DOCKER_HOST"),
             docker: args.docker,
             sandboxes: args.sandboxes,

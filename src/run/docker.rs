@@ -46,6 +46,8 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         condenser: config.condenser.clone(),
+        mcp_config: config.mcp.clone(),
+        mcp_secrets: config.mcp_secrets(),
         secrets: config
             .secrets
             .iter()

@@ -273,7 +273,7 @@ async fn open(config: &RunConfig, repo_dir: &Path) -> Result<Session> {
         WorkspaceChoice::Local => {
             let ws = LocalWorkspace::new(repo_dir)
                 .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
-            let conversation = local_conversation(config, &ws)?;
+            let conversation = local_conversation(config, &ws).await?;
             Ok(plain((Arc::new(ws), Box::new(conversation))))
         }
         WorkspaceChoice::Remote => remote::open(config).await.map(plain),
@@ -371,15 +371,20 @@ fn build_llm(config: &RunConfig, workspace: &Path) -> Result<Arc<dyn LlmClient>,
         .map_err(|e| BadInput::new(e.to_string()))
 }
 
-fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<LocalConversation> {
+async fn local_conversation(
+    config: &RunConfig,
+    workspace: &dyn Workspace,
+) -> Result<LocalConversation> {
     let root = Path::new(workspace.working_dir());
     let llm = build_llm(config, root)?;
     let mut ctx = ToolContext::new(root);
     ctx.env_remove = config.env_remove.clone();
     let prices = config.llm.prices();
+    let mut tools = default_tools(&ctx);
+    tools.extend(mcp_tools(config, root).await?);
     let mut agent = Agent::new(
         llm.clone(),
-        default_tools(&ctx),
+        tools,
         system_prompt(workspace.working_dir()),
         prices,
     );
@@ -399,6 +404,26 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
             config.persistence_dir.display()
         )
     })
+}
+
+/// The tools of the run's MCP servers, started in `root`; a required server that cannot start
+/// fails the run (one line), any other is skipped with a warning.
+async fn mcp_tools(
+    config: &RunConfig,
+    root: &Path,
+) -> Result<Vec<Arc<dyn crate::agent::tools::Tool>>, BadInput> {
+    if config.mcp.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secrets = config.mcp_secrets().into_iter().collect();
+    let taken = ["terminal", "file_editor", "task_tracker", "finish", "think"];
+    let started = crate::mcp::start(&config.mcp, root, &secrets, &taken)
+        .await
+        .map_err(BadInput::new)?;
+    for warning in &started.warnings {
+        eprintln!("sandcrab: warning: {warning}");
+    }
+    Ok(started.tools)
 }
 
 /// A new conversation gets the task. A resumed one that was cut off (error, stuck, paused,

@@ -44,6 +44,8 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         condenser: config.condenser.clone(),
+        mcp_config: config.mcp.clone(),
+        mcp_secrets: config.mcp_secrets(),
         secrets: config.secrets.to_vec(),
     };
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;

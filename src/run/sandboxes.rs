@@ -205,6 +205,8 @@ async fn conversation(
         max_budget_usd: config.max_budget_usd,
         stuck_detection: config.stuck_detection,
         condenser: config.condenser.clone(),
+        mcp_config: config.mcp.clone(),
+        mcp_secrets: config.mcp_secrets(),
         secrets: config
             .secrets
             .iter()

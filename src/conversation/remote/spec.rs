@@ -96,6 +96,10 @@ pub struct RemoteOptions {
     pub max_budget_usd: Option<f64>,
     /// Context condensation of the server's agent (`agent.condenser`); `None`: none.
     pub condenser: Option<CondenserConfig>,
+    /// MCP servers of the server's agent (`agent.mcp_config`, OpenHands' flat map).
+    pub mcp_config: crate::mcp::McpConfig,
+    /// The secrets those servers name, sent as the request's `secrets` (name → value).
+    pub mcp_secrets: Vec<(String, String)>,
 }
 
 impl Default for RemoteOptions {
@@ -107,6 +111,8 @@ impl Default for RemoteOptions {
             secrets: Vec::new(),
             max_budget_usd: None,
             condenser: None,
+            mcp_config: crate::mcp::McpConfig::new(),
+            mcp_secrets: Vec::new(),
         }
     }
 }
@@ -138,6 +144,17 @@ pub(super) fn create_body(
     }
     if let Some(budget) = options.max_budget_usd {
         body["max_budget_per_run"] = json!(budget);
+    }
+    if !options.mcp_config.is_empty() {
+        body["agent"]["mcp_config"] = json!(options.mcp_config);
+    }
+    if !options.mcp_secrets.is_empty() {
+        let secrets: Map<String, Value> = options
+            .mcp_secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        body["secrets"] = Value::Object(secrets);
     }
     body
 }

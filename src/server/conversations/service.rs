@@ -292,7 +292,16 @@ impl ConversationService {
 
     fn restore(&self, request_file: &Path) -> Result<()> {
         let request: StartRequest = serde_json::from_slice(&std::fs::read(request_file)?)?;
-        self.build(request).map_err(|e| anyhow::anyhow!(e.detail))?;
+        // MCP servers are started by `create` only: a conversation loaded back at start-up
+        // runs without them (said once here).
+        if request.mcp_config().is_ok_and(|c| !c.is_empty()) {
+            tracing::warn!(
+                "a conversation loaded back from {} runs without its MCP servers",
+                request_file.display()
+            );
+        }
+        self.build(request, Vec::new())
+            .map_err(|e| anyhow::anyhow!(e.detail))?;
         Ok(())
     }
 
@@ -328,7 +337,13 @@ impl ConversationService {
         }
         request.conversation_id = Some(id);
         let initial = request.initial_message.take();
-        let handle = self.build(request)?;
+        let working_dir = request.working_dir(&self.config.working_dir);
+        std::fs::create_dir_all(&working_dir)?;
+        let mcp_tools = request
+            .start_mcp(&working_dir)
+            .await
+            .map_err(ApiError::bad_request)?;
+        let handle = self.build(request, mcp_tools)?;
         self.save_request(&handle)?;
         if let Some(message) = initial {
             handle.send_message(message.text(), message.run).await?;
@@ -337,7 +352,11 @@ impl ConversationService {
     }
 
     /// Opens (or resumes) the conversation a request describes and registers it.
-    fn build(&self, request: StartRequest) -> Result<Arc<Handle>, ApiError> {
+    fn build(
+        &self,
+        request: StartRequest,
+        mcp_tools: Vec<Arc<dyn crate::agent::tools::Tool>>,
+    ) -> Result<Arc<Handle>, ApiError> {
         let id = request
             .conversation_id
             .clone()
@@ -346,7 +365,7 @@ impl ConversationService {
         std::fs::create_dir_all(&working_dir)?;
         let env_remove: Vec<String> = SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect();
         let agent = request
-            .build_agent(&working_dir, &env_remove)
+            .build_agent(&working_dir, &env_remove, mcp_tools)
             .map_err(ApiError::bad_request)?;
         let mut options = ConversationOptions::new(&working_dir.to_string_lossy());
         options.id = Some(id.clone());

@@ -83,15 +83,43 @@ impl StartRequest {
         secret_values(&self.secrets)
     }
 
-    /// The agent as this request describes it, acting in `working_dir`.
-    pub fn build_agent(&self, working_dir: &Path, env_remove: &[String]) -> Result<Agent, String> {
+    /// `agent.mcp_config` (OpenHands' flat map, read strictly).
+    pub fn mcp_config(&self) -> Result<crate::mcp::McpConfig, String> {
+        crate::mcp::config::from_wire(&self.agent["mcp_config"])
+    }
+
+    /// Starts the MCP servers of `agent.mcp_config` in `working_dir` (their `${NAME}`s come
+    /// from this request's secrets); `Err` when a required one cannot start.
+    pub async fn start_mcp(&self, working_dir: &Path) -> Result<Vec<Arc<dyn Tool>>, String> {
+        let config = self.mcp_config()?;
+        if config.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secrets = self.secret_values().into_iter().collect();
+        let taken = ["terminal", "file_editor", "task_tracker", "finish", "think"];
+        let started = crate::mcp::start(&config, working_dir, &secrets, &taken).await?;
+        for warning in &started.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(started.tools)
+    }
+
+    /// The agent as this request describes it, acting in `working_dir`, with the tools of its
+    /// MCP servers (`mcp_tools`, started by `start_mcp`).
+    pub fn build_agent(
+        &self,
+        working_dir: &Path,
+        env_remove: &[String],
+        mcp_tools: Vec<Arc<dyn Tool>>,
+    ) -> Result<Agent, String> {
         let llm = llm_config(&self.agent["llm"])?;
         let client =
             build_client_for_workspace(&llm, Some(working_dir)).map_err(|e| e.to_string())?;
         let mut ctx = ToolContext::new(working_dir);
         ctx.env = self.secret_values();
         ctx.env_remove = env_remove.to_vec();
-        let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
+        let mut tools = select_tools(&self.agent["tools"], default_tools(&ctx));
+        tools.extend(mcp_tools);
         let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
         let agent = Agent::new(client, tools, prompt, prices);
@@ -116,6 +144,11 @@ impl StartRequest {
                 if !key.is_null() {
                     *key = Value::String("**********".into());
                 }
+            }
+        }
+        if let Ok(config) = self.mcp_config() {
+            if !config.is_empty() {
+                agent["mcp_config"] = crate::mcp::config::masked(&config);
             }
         }
         agent
