@@ -52,6 +52,15 @@ pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<
                 let text = text_of(observation["content"].as_array().map_or(&[][..], |v| v));
                 push_result(&mut out, &mut open_calls, tool_call_id, tool_name, text);
             }
+            EventBody::UserRejectObservation {
+                tool_name,
+                tool_call_id,
+                rejection_reason,
+                ..
+            } => {
+                let text = format!("Action rejected: {rejection_reason}");
+                push_result(&mut out, &mut open_calls, tool_call_id, tool_name, text);
+            }
             EventBody::AgentErrorEvent {
                 tool_name,
                 tool_call_id,
@@ -70,7 +79,9 @@ pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<
         }
         if !matches!(
             event.body,
-            EventBody::ObservationEvent { .. } | EventBody::AgentErrorEvent { .. }
+            EventBody::ObservationEvent { .. }
+                | EventBody::AgentErrorEvent { .. }
+                | EventBody::UserRejectObservation { .. }
         ) {
             last_response = None;
         }

@@ -2,8 +2,10 @@
 //! everything as events. One `step` is one model call and the tool calls it asked for.
 
 pub mod condenser;
+mod confirm;
 pub mod messages;
 pub mod prompt;
+pub mod security;
 pub mod stuck;
 pub mod tools;
 pub mod truncate;
@@ -22,6 +24,7 @@ use crate::llm::metrics::{ConversationStats, Prices};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
 use condenser::view::View;
 use condenser::Condenser;
+pub use confirm::pending_actions;
 use tools::Tool;
 
 /// Condense-and-retry rounds after context-window errors within one step.
@@ -34,6 +37,8 @@ pub enum StepOutcome {
     Continue,
     /// The agent called `finish` or answered in plain text.
     Finished,
+    /// The step's actions are recorded but wait for a yes (the confirmation policy).
+    WaitingForConfirmation,
 }
 
 /// Why a step could not complete.
@@ -57,10 +62,13 @@ pub struct Agent {
     /// Sent with every call (OpenAI's `prompt_cache_key`); set by the conversation.
     conversation_id: Option<String>,
     condenser: Option<Condenser>,
+    /// Confirmation policy and security analyser (shared: the server changes them live).
+    security: security::SharedSecurity,
 }
 
-/// A tool call turned into an action, or the message explaining why it could not be.
-type Prepared = Result<(Arc<dyn Tool>, Value), String>;
+/// A tool call turned into an action (with the model's `security_risk` label), or the message
+/// explaining why it could not be.
+type Prepared = Result<(Arc<dyn Tool>, Value, security::SecurityRisk), String>;
 
 impl Agent {
     pub fn new(
@@ -78,7 +86,26 @@ impl Agent {
             prices,
             conversation_id: None,
             condenser: None,
+            security: security::SharedSecurity::default(),
         }
+    }
+
+    /// The agent with these confirmation and analyser settings.
+    pub fn with_security(self, settings: security::SecuritySettings) -> Self {
+        *self.security.write().unwrap_or_else(|p| p.into_inner()) = settings;
+        self
+    }
+
+    /// The live confirmation and analyser settings.
+    pub fn security(&self) -> security::SharedSecurity {
+        self.security.clone()
+    }
+
+    fn security_settings(&self) -> security::SecuritySettings {
+        self.security
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The conversation this agent works in (its calls share one prompt cache).
@@ -120,9 +147,17 @@ impl Agent {
 
     /// The request for the next completion: the view of `events` and the tools.
     pub fn request(&self, events: &[Event]) -> ChatRequest {
+        let mut tools = self.specs.clone();
+        if self.security_settings().analyzer.is_some() {
+            for (spec, tool) in tools.iter_mut().zip(&self.tools) {
+                if !tool.read_only() && !matches!(tool.name(), "finish" | "think") {
+                    spec.parameters["properties"]["security_risk"] = security::risk_parameter();
+                }
+            }
+        }
         ChatRequest {
             messages: messages::to_chat_messages(View::from_events(events).iter()),
-            tools: self.specs.clone(),
+            tools,
             conversation_id: self.conversation_id.clone(),
         }
     }
@@ -179,17 +214,27 @@ impl Agent {
             .iter()
             .map(|c| self.prepare(c))
             .collect();
+        let settings = self.security_settings();
         let mut action_ids = Vec::with_capacity(prepared.len());
         for (i, (call, prep)) in response.tool_calls.iter().zip(&prepared).enumerate() {
-            let event = action_event(&response, i, call, prep);
+            let event = action_event(&response, i, call, prep, settings.analyzer.is_some());
             action_ids.push(event.id.clone());
             log.push(event).map_err(StepError::Store)?;
+        }
+        if confirm::needs_confirmation(log, &settings, &prepared, &action_ids)? {
+            for (call, prep) in response.tool_calls.iter().zip(&prepared) {
+                if let Err(message) = prep {
+                    log.push(Event::agent_error(&call.name, &call.id, message.clone()))
+                        .map_err(StepError::Store)?;
+                }
+            }
+            return Ok(StepOutcome::WaitingForConfirmation);
         }
         let mut outcome = StepOutcome::Continue;
         for ((call, prep), action_id) in response.tool_calls.iter().zip(prepared).zip(action_ids) {
             let event = match prep {
                 Err(message) => Event::agent_error(&call.name, &call.id, message),
-                Ok((tool, action)) => {
+                Ok((tool, action, _)) => {
                     if tool.name() == "finish" {
                         outcome = StepOutcome::Finished;
                     }
@@ -299,15 +344,17 @@ impl Agent {
         } else {
             call.arguments.as_str()
         };
-        let args: Value = serde_json::from_str(arguments).map_err(|e| {
+        let mut args: Value = serde_json::from_str(arguments).map_err(|e| {
             format!(
                 "The arguments of your '{}' call are not valid JSON ({e}). Call the tool again with a \
                  JSON object of arguments.",
                 call.name
             )
         })?;
+        let label =
+            confirm::take_risk_label(&mut args, self.security_settings().analyzer.is_some())?;
         let action = tool.parse_action(&args)?;
-        Ok((tool.clone(), action))
+        Ok((tool.clone(), action, label))
     }
 }
 
@@ -333,14 +380,25 @@ pub(crate) fn tool_definition(name: &str, description: &str) -> Value {
     })
 }
 
-fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &Prepared) -> Event {
+fn action_event(
+    response: &ChatResponse,
+    index: usize,
+    call: &ToolCall,
+    prep: &Prepared,
+    labelled: bool,
+) -> Event {
     let thought = match (&response.content, index) {
         (Some(text), 0) if !text.trim().is_empty() => vec![TextContent::new(text.clone())],
         _ => Vec::new(),
     };
-    let (action, summary) = match prep {
-        Ok((tool, action)) => (Some(action.clone()), Some(tool.summarize(action))),
-        Err(_) => (None, None),
+    let (action, summary, risk) = match prep {
+        Ok((tool, action, risk)) => (Some(action.clone()), Some(tool.summarize(action)), *risk),
+        Err(_) => (None, None, security::SecurityRisk::Unknown),
+    };
+    let risk = if labelled {
+        risk
+    } else {
+        security::SecurityRisk::Unknown
     };
     Event::new(
         Source::Agent,
@@ -365,7 +423,7 @@ fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &P
                 responses_item_id: None,
             },
             llm_response_id: response.id.clone(),
-            security_risk: "UNKNOWN".into(),
+            security_risk: risk.as_str().into(),
             critic_result: None,
             summary,
         })),

@@ -17,6 +17,7 @@ pub mod gitlab;
 mod llm;
 mod mcp;
 mod sandboxes;
+mod security;
 mod serve;
 
 pub use condenser::CondenserArgs;
@@ -24,6 +25,7 @@ pub use docker::DockerArgs;
 pub use llm::LlmTuningArgs;
 pub use mcp::McpArgs;
 pub use sandboxes::SandboxArgs;
+pub use security::SecurityArgs;
 pub use serve::ServeArgs;
 
 /// Environment variables that hold secrets of the runner: never passed to the agent's shell.
@@ -190,6 +192,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub mcp: McpArgs,
 
+    #[command(flatten)]
+    pub security: SecurityArgs,
+
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
     pub ci: ci::CiArgs,
@@ -236,6 +241,10 @@ pub struct RunConfig {
     pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
     pub env_remove: Vec<String>,
+    /// Confirmation policy and analyser of the agent (`--confirmation-policy`...).
+    pub security: crate::agent::security::SecuritySettings,
+    /// What the run answers when an action waits for a yes (`--on-confirmation`).
+    pub headless: crate::agent::security::Headless,
     /// MCP servers of the agent (`--mcp-config`), normalised.
     pub mcp: crate::mcp::McpConfig,
     /// Variables passed into a sandbox (`--forward-env`), with their values now.
@@ -303,6 +312,8 @@ impl RunConfig {
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
             mcp,
+            security: args.security.resolve().0,
+            headless: args.security.resolve().1,
             forward_env,
             docker_host: env_nonempty("DOCKER_HOST"),
             docker: args.docker,

@@ -391,7 +391,9 @@ async fn local_conversation(
     if let Some(condenser) = &config.condenser {
         agent = agent.with_condenser(Condenser::new(llm, prices, condenser.clone()));
     }
+    agent = agent.with_security(config.security.clone());
     let mut options = ConversationOptions::new(workspace.working_dir());
+    options.headless = Some(config.headless);
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());
     options.max_iterations = config.max_iterations;
@@ -475,6 +477,9 @@ fn run_status(end: &RunEnd) -> RunStatus {
         RunEnd::Error(_) => RunStatus::Error,
         RunEnd::Paused => RunStatus::Interrupted,
         RunEnd::MaxBudget(_) => RunStatus::MaxBudget,
+        RunEnd::ConfirmationRequired(_) | RunEnd::WaitingForConfirmation => {
+            RunStatus::ConfirmationRequired
+        }
     }
 }
 
@@ -510,6 +515,10 @@ fn run_result(
         RunEnd::MaxBudget(detail) => Some(format!(
             "{detail} Raise --max-budget-usd to let the agent go further; the partial work is in the outputs."
         )),
+        RunEnd::ConfirmationRequired(detail) => Some(detail.clone()),
+        RunEnd::WaitingForConfirmation => Some(
+            "the agent's next action waits for a confirmation nobody can give in this run".into(),
+        ),
         RunEnd::Finished => None,
     };
     RunResult {

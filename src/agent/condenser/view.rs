@@ -30,6 +30,7 @@ pub fn is_llm_event(event: &Event) -> bool {
             | EventBody::ActionEvent(_)
             | EventBody::ObservationEvent { .. }
             | EventBody::AgentErrorEvent { .. }
+            | EventBody::UserRejectObservation { .. }
     )
 }
 

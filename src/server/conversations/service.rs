@@ -50,6 +50,7 @@ pub struct Handle {
     inbox: Inbox,
     redactor: SharedRedactor,
     running: AtomicBool,
+    security: crate::agent::security::SharedSecurity,
 }
 
 impl Handle {
@@ -77,6 +78,7 @@ impl Handle {
             condenses: conversation.handles_condensation(),
             inbox: conversation.inbox(),
             redactor: conversation.redactor(),
+            security: conversation.security(),
             conversation: Mutex::new(conversation),
             request,
             working_dir,
@@ -103,6 +105,7 @@ impl Handle {
     /// OpenHands' `ConversationInfo`.
     pub fn info(&self) -> Value {
         let view = self.view();
+        let security = self.security_settings();
         json!({
             "id": self.id,
             "workspace": {"kind": "LocalWorkspace", "working_dir": self.working_dir.to_string_lossy()},
@@ -110,8 +113,8 @@ impl Handle {
             "max_iterations": self.request.max_iterations,
             "stuck_detection": self.request.stuck_detection,
             "execution_status": view.status.as_str(),
-            "confirmation_policy": {"kind": "NeverConfirm"},
-            "security_analyzer": null,
+            "confirmation_policy": security.policy,
+            "security_analyzer": security.analyzer,
             "activated_knowledge_skills": [],
             "invoked_skills": [],
             "blocked_actions": {},
@@ -153,6 +156,41 @@ impl Handle {
                 }
             })?;
         }
+        Ok(())
+    }
+
+    /// The conversation's confirmation policy and security analyser now.
+    pub fn security_settings(&self) -> crate::agent::security::SecuritySettings {
+        self.security
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the confirmation policy and/or the analyser (from the next batch on).
+    pub fn update_security(
+        &self,
+        change: impl FnOnce(&mut crate::agent::security::SecuritySettings),
+    ) {
+        change(&mut self.security.write().unwrap_or_else(|p| p.into_inner()));
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// `respond_to_confirmation`: a yes runs the waiting actions and goes on (a run in the
+    /// background); a no records a `UserRejectObservation` for each and leaves the
+    /// conversation idle. 409 while a run is going.
+    pub async fn respond_to_confirmation(
+        self: &Arc<Self>,
+        accept: bool,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        if self.is_running() {
+            return Err(ApiError::conflict("the conversation is running"));
+        }
+        if accept {
+            return self.start_run();
+        }
+        self.conversation.lock().await.reject_pending(reason)?;
         Ok(())
     }
 

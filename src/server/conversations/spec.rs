@@ -34,6 +34,12 @@ pub struct StartRequest {
     pub secrets: BTreeMap<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, Value>,
+    /// OpenHands' `confirmation_policy` (`NeverConfirm` when absent).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub confirmation_policy: Value,
+    /// OpenHands' `security_analyzer` (none when absent or null).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub security_analyzer: Value,
     /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_budget_per_run: Option<f64>,
@@ -83,6 +89,15 @@ impl StartRequest {
         secret_values(&self.secrets)
     }
 
+    /// The request's confirmation policy and security analyser.
+    pub fn security(&self) -> Result<crate::agent::security::SecuritySettings, String> {
+        use crate::agent::security::{ConfirmationPolicy, SecurityAnalyzer, SecuritySettings};
+        Ok(SecuritySettings {
+            policy: ConfirmationPolicy::from_wire(&self.confirmation_policy)?,
+            analyzer: SecurityAnalyzer::from_wire(&self.security_analyzer)?,
+        })
+    }
+
     /// `agent.mcp_config` (OpenHands' flat map, read strictly).
     pub fn mcp_config(&self) -> Result<crate::mcp::McpConfig, String> {
         crate::mcp::config::from_wire(&self.agent["mcp_config"])
@@ -122,7 +137,7 @@ impl StartRequest {
         tools.extend(mcp_tools);
         let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
-        let agent = Agent::new(client, tools, prompt, prices);
+        let agent = Agent::new(client, tools, prompt, prices).with_security(self.security()?);
         let Some((config, condenser_llm)) = condenser_config(&self.agent)? else {
             return Ok(agent);
         };
