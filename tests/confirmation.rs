@@ -338,3 +338,54 @@ async fn accepting_runs_the_waiting_action_and_policies_change_live() {
     let info = server.get_json(&base).await;
     assert_eq!(info["security_analyzer"], Value::Null);
 }
+
+/// `sandcrab run` against an agent-server (the path of every sandbox): the policy travels in
+/// the create request and the client answers the server's `waiting_for_confirmation` itself.
+fn run_remote(llm: &FakeLlm, server: &Server, out: &Path, extra: &[&str]) -> common::Run {
+    run(sandcrab()
+        .args(["run", "--workspace", "remote", "--server-url", &server.base])
+        .args(["--session-api-key", common::server::KEY])
+        .args([
+            "--model",
+            "openai/scripted",
+            "--llm-base-url",
+            &llm.openai_url(),
+        ])
+        .args([
+            "--prompt",
+            "install the tool",
+            "--confirmation-policy",
+            "risky",
+        ])
+        .arg("--sandbox-workdir")
+        .arg(&server.working_dir)
+        .arg("--out")
+        .arg(out)
+        .args(extra))
+}
+
+#[test]
+fn a_ci_run_on_an_agent_server_rejects_and_goes_on_or_fails_fast() {
+    let server = Server::start();
+    let llm = FakeLlm::start(risky_then_safe());
+    let out = tempfile::tempdir().unwrap();
+    let r = run_remote(&llm, &server, out.path(), &[]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        !server.working_dir.join("pwned").exists(),
+        "the rejected command ran"
+    );
+    let events = trajectory(out.path());
+    assert_eq!(kinds(&events, "UserRejectObservation").len(), 1);
+    assert_eq!(kinds(&events, "SecurityAnalysisEvent").len(), 2);
+    let results = tool_messages(&llm.recorded()[2].body);
+    assert!(results[1].contains("safe-step"), "{results:?}");
+
+    let llm = FakeLlm::start(risky_then_safe());
+    let out = tempfile::tempdir().unwrap();
+    let r = run_remote(&llm, &server, out.path(), &["--on-confirmation", "fail"]);
+    assert_ne!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(result_json(out.path())["status"], "confirmation_required");
+    assert_eq!(llm.recorded().len(), 1);
+    assert!(!server.working_dir.join("pwned").exists());
+}

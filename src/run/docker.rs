@@ -48,6 +48,8 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
         condenser: config.condenser.clone(),
         mcp_config: config.mcp.clone(),
         mcp_secrets: config.mcp_secrets(),
+        security: config.security.clone(),
+        headless: Some(config.headless),
         secrets: config
             .secrets
             .iter()

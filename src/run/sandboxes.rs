@@ -207,6 +207,8 @@ async fn conversation(
         condenser: config.condenser.clone(),
         mcp_config: config.mcp.clone(),
         mcp_secrets: config.mcp_secrets(),
+        security: config.security.clone(),
+        headless: Some(config.headless),
         secrets: config
             .secrets
             .iter()

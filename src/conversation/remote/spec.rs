@@ -100,6 +100,10 @@ pub struct RemoteOptions {
     pub mcp_config: crate::mcp::McpConfig,
     /// The secrets those servers name, sent as the request's `secrets` (name → value).
     pub mcp_secrets: Vec<(String, String)>,
+    /// The server agent's confirmation policy and analyser.
+    pub security: crate::agent::security::SecuritySettings,
+    /// How this client answers when actions wait for confirmation; `None`: `run` returns.
+    pub headless: Option<crate::agent::security::Headless>,
 }
 
 impl Default for RemoteOptions {
@@ -113,6 +117,8 @@ impl Default for RemoteOptions {
             condenser: None,
             mcp_config: crate::mcp::McpConfig::new(),
             mcp_secrets: Vec::new(),
+            security: Default::default(),
+            headless: None,
         }
     }
 }
@@ -144,6 +150,13 @@ pub(super) fn create_body(
     }
     if let Some(budget) = options.max_budget_usd {
         body["max_budget_per_run"] = json!(budget);
+    }
+    let security = &options.security;
+    if security.policy != crate::agent::security::ConfirmationPolicy::NeverConfirm {
+        body["confirmation_policy"] = json!(security.policy);
+    }
+    if let Some(analyzer) = &security.analyzer {
+        body["security_analyzer"] = json!(analyzer);
     }
     if !options.mcp_config.is_empty() {
         body["agent"]["mcp_config"] = json!(options.mcp_config);
