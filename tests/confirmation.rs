@@ -389,3 +389,92 @@ fn a_ci_run_on_an_agent_server_rejects_and_goes_on_or_fails_fast() {
     assert_eq!(llm.recorded().len(), 1);
     assert!(!server.working_dir.join("pwned").exists());
 }
+
+/// The OpenHands 1.58.2 agent-server's OpenAPI description (../shared/peer).
+fn peer_spec() -> Option<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/peer/openhands-agent-server-1.58.2.openapi.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(serde_json::from_str(&text).unwrap()),
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI has ../shared beside the clone"),
+        Err(_) => {
+            eprintln!("SKIPPED: {} not found", path.display());
+            None
+        }
+    }
+}
+
+/// `event`'s fields are exactly allowed by the spec's schema `name` (additionalProperties is
+/// false there), and it has every required one.
+fn assert_matches_schema(spec: &Value, name: &str, event: &Value) {
+    let schema = &spec["components"]["schemas"][name];
+    let allowed: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    for key in event.as_object().unwrap().keys() {
+        assert!(allowed.contains(&key), "{name} has no field {key}: {event}");
+    }
+    for required in schema["required"].as_array().unwrap() {
+        assert!(
+            event.get(required.as_str().unwrap()).is_some(),
+            "{name} lacks {required}: {event}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_routes_and_events_match_the_peers_openapi_spec() {
+    let Some(spec) = peer_spec() else { return };
+    let paths = &spec["paths"];
+    let respond =
+        &paths["/api/conversations/{conversation_id}/events/respond_to_confirmation"]["post"];
+    let body_ref = respond["requestBody"]["content"]["application/json"]["schema"]["$ref"].clone();
+    assert_eq!(body_ref, "#/components/schemas/ConfirmationResponseRequest");
+    let request = &spec["components"]["schemas"]["ConfirmationResponseRequest"];
+    assert_eq!(request["required"], json!(["accept"]));
+    let default_reason = request["properties"]["reason"]["default"].as_str().unwrap();
+    for route in ["confirmation_policy", "security_analyzer"] {
+        assert!(
+            paths[format!("/api/conversations/{{conversation_id}}/{route}")]["post"].is_object()
+        );
+    }
+
+    let llm = FakeLlm::start(risky_then_safe());
+    let server = Server::start();
+    let risky = json!({"kind": "ConfirmRisky"});
+    let body = create_body(&llm, risky, json!({"kind": "PolicyRailSecurityAnalyzer"}));
+    let info = json_of(
+        server
+            .post("/api/conversations")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let id = info["id"].as_str().unwrap().to_string();
+    wait_status(&server, &id, "waiting_for_confirmation").await;
+    // The spec's minimal body: `accept` only; the reason is the spec's default.
+    let path = format!("/api/conversations/{id}/events/respond_to_confirmation");
+    let done = server.post_json(&path, &json!({"accept": false})).await;
+    assert_eq!(done, json!({"success": true}));
+    wait_status(&server, &id, "idle").await;
+    let seen = events(&server, &id).await;
+    let analysis = kinds(&seen, "SecurityAnalysisEvent")[0];
+    assert_matches_schema(&spec, "SecurityAnalysisEvent", analysis);
+    assert_eq!(analysis["analyzer"], "PolicyRailSecurityAnalyzer");
+    let reject = kinds(&seen, "UserRejectObservation")[0];
+    assert_matches_schema(&spec, "UserRejectObservation", reject);
+    assert_eq!(reject["rejection_reason"], default_reason);
+    // The policy and analyser as ConversationInfo shows them parse as the spec's kinds.
+    let info = server.get_json(&format!("/api/conversations/{id}")).await;
+    assert_eq!(
+        info["confirmation_policy"],
+        json!({"kind": "ConfirmRisky", "threshold": "HIGH", "confirm_unknown": true})
+    );
+    assert_matches_schema(&spec, "ConfirmRisky-Output", &info["confirmation_policy"]);
+    assert_matches_schema(
+        &spec,
+        "PolicyRailSecurityAnalyzer-Output",
+        &info["security_analyzer"],
+    );
+}

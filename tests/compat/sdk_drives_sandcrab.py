@@ -110,5 +110,46 @@ check("Condensation parsed with its fields",
       repr(condensations))
 conv.close()
 
+# Confirmation: the SDK sets an analyser and AlwaysConfirm over REST, its run stops at
+# waiting_for_confirmation, it parses sandcrab's SecurityAnalysisEvent, rejects over
+# respond_to_confirmation and parses the UserRejectObservation, then runs on under NeverConfirm.
+from openhands.sdk.security import AlwaysConfirm, LLMSecurityAnalyzer, NeverConfirm
+
+agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name)])
+conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+conv.set_security_analyzer(LLMSecurityAnalyzer())
+conv.set_confirmation_policy(AlwaysConfirm())
+# The SDK caches the state from the socket's full_state snapshots: wait for the one the change
+# sends (GET /api/conversations/{id} has it at once).
+deadline = time.time() + 5
+while time.time() < deadline and type(conv.state.confirmation_policy).__name__ != "AlwaysConfirm":
+    time.sleep(0.05)
+check("confirmation policy read back", type(conv.state.confirmation_policy).__name__ == "AlwaysConfirm"
+      and type(conv.state.security_analyzer).__name__ == "LLMSecurityAnalyzer",
+      repr(conv.state.confirmation_policy))
+conv.send_message("run the script")
+conv.run()
+status = str(conv.state.execution_status)
+check("run stops waiting for confirmation", status.lower().endswith("waiting_for_confirmation"), status)
+events = list(conv.state.events)
+analyses = [e for e in events if type(e).__name__ == "SecurityAnalysisEvent"]
+pending = [e for e in events if type(e).__name__ == "ActionEvent"]
+check("SecurityAnalysisEvent parsed", len(analyses) == 1 and analyses[0].analyzer == "LLMSecurityAnalyzer"
+      and analyses[0].policy == "AlwaysConfirm" and pending and pending[-1].id in analyses[0].risks,
+      repr(analyses))
+conv.reject_pending_actions("not in this test")
+deadline = time.time() + 10
+rejects = []
+while time.time() < deadline and not rejects:
+    rejects = [e for e in conv.state.events if type(e).__name__ == "UserRejectObservation"]
+    time.sleep(0.1)
+check("UserRejectObservation parsed", len(rejects) == 1 and rejects[0].rejection_reason == "not in this test"
+      and rejects[0].action_id == pending[-1].id, repr(rejects))
+conv.set_confirmation_policy(NeverConfirm())
+conv.run()
+status = str(conv.state.execution_status)
+check("run goes on after the rejection", status.lower().endswith("finished"), status)
+conv.close()
+
 print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")
 sys.exit(1 if failures else 0)

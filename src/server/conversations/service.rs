@@ -33,6 +33,8 @@ pub struct View {
     pub updated_at: String,
     /// Bumped when a run ends: subscribers then get a `full_state` snapshot.
     pub runs_ended: u64,
+    /// Bumped when the confirmation policy or analyser changes: a `full_state` snapshot too.
+    pub settings_changed: u64,
 }
 
 pub struct Handle {
@@ -67,6 +69,7 @@ impl Handle {
             stats: conversation.stats().clone(),
             updated_at: now_timestamp(),
             runs_ended: 0,
+            settings_changed: 0,
         }));
         let (version, _) = watch::channel(0u64);
         conversation.add_listener(view_updater(view.clone(), version.clone()));
@@ -173,6 +176,10 @@ impl Handle {
         change: impl FnOnce(&mut crate::agent::security::SecuritySettings),
     ) {
         change(&mut self.security.write().unwrap_or_else(|p| p.into_inner()));
+        self.view
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .settings_changed += 1;
         self.version.send_modify(|v| *v += 1);
     }
 
