@@ -143,9 +143,16 @@ fn a_run_offers_the_mcp_tools_uses_them_and_records_mcp_events() {
     let events = trajectory(out.path());
     let system = kinds(&events, "SystemPromptEvent")[0];
     let defs: Vec<&Value> = system["tools"].as_array().unwrap().iter().collect();
-    assert!(defs
+    let echo_def = defs
         .iter()
-        .any(|d| d["kind"] == "MCPToolDefinition" && d["title"] == "echo"));
+        .find(|d| d["kind"] == "MCPToolDefinition" && d["title"] == "echo")
+        .expect("echo's MCPToolDefinition");
+    // OpenHands requires the MCP tool as the server described it.
+    assert_eq!(echo_def["mcp_tool"]["name"], "echo");
+    assert_eq!(
+        echo_def["mcp_tool"]["inputSchema"]["properties"]["text"]["type"],
+        "string"
+    );
     let action = kinds(&events, "ActionEvent")
         .into_iter()
         .find(|a| a["tool_name"] == "echo")

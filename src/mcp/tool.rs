@@ -24,6 +24,8 @@ pub struct McpTool {
     description: String,
     schema: Value,
     read_only: bool,
+    /// The tool as the server described it (MCP's `Tool`), for the definition's `mcp_tool`.
+    remote: Value,
     connection: Arc<Connection>,
 }
 
@@ -51,6 +53,7 @@ impl McpTool {
                 .as_ref()
                 .and_then(|a| a.read_only_hint)
                 .unwrap_or(false),
+            remote: serde_json::to_value(remote).unwrap_or_default(),
             connection,
         }
     }
@@ -129,6 +132,7 @@ impl Tool for McpTool {
             "observation_type": "MCPToolObservation",
             "annotations": null,
             "meta": null,
+            "mcp_tool": self.remote,
         })
     }
 

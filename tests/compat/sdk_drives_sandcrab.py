@@ -4,7 +4,9 @@ run with the shared scripted model, and one with the SDK's LLMSummarizingCondens
 condensation (`POST .../condense`) the SDK must parse. Runs inside the peer chroot (shared/peer/run.sh); the
 server runs on the host, reachable on the shared loopback.
 
-  python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR
+  python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR [MCP_PYTHON MCP_SERVER]
+
+MCP_PYTHON and MCP_SERVER are host paths (sandcrab serve starts the MCP server, not the SDK).
 
 Prints one PASS/FAIL line per check and exits 1 if any failed.
 """
@@ -150,6 +152,59 @@ conv.run()
 status = str(conv.state.execution_status)
 check("run goes on after the rejection", status.lower().endswith("finished"), status)
 conv.close()
+
+# MCP: an Agent with OpenHands' mcp_config; sandcrab serve starts the server where it runs, a
+# scripted model (here, on the shared loopback) calls its `echo` tool, and the SDK parses the
+# MCPToolAction / MCPToolObservation events.
+mcp_python, mcp_server = (sys.argv[5:7] + ["", ""])[:2]
+if not mcp_python:
+    print("SKIPPED sdk->sandcrab MCP: no Python with the mcp package on the host (SANDCRAB_MCP_PYTHON)")
+else:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class McpModel(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            done = sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
+            offered = [t["function"]["name"] for t in body.get("tools", [])]
+            name, args = ("echo", {"text": "from the sdk"}) if done == 0 else ("finish", {"message": "done"})
+            if name not in offered:
+                name, args = "finish", {"message": f"echo not offered: {offered}"}
+            out = json.dumps({"id": f"c{done}", "object": "chat.completion", "model": "m",
+                              "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                                  "role": "assistant", "content": None, "tool_calls": [{
+                                      "id": f"call_{done}", "type": "function",
+                                      "function": {"name": name, "arguments": json.dumps(args)}}]}}],
+                              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    model = ThreadingHTTPServer(("127.0.0.1", 0), McpModel)
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    mcp_llm = LLM(model="openai/scripted", base_url=f"http://127.0.0.1:{model.server_address[1]}/v1",
+                  api_key=SecretStr("x"), usage_id="agent", num_retries=0)
+    agent = Agent(llm=mcp_llm, tools=[Tool(name=TerminalTool.name)],
+                  mcp_config={"notes": {"command": mcp_python, "args": [mcp_server, "notes"]}})
+    conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+    conv.send_message("use the notes server")
+    conv.run()
+    events = list(conv.state.events)
+    actions = [e for e in events if type(e).__name__ == "ActionEvent" and e.tool_name == "echo"]
+    check("MCPToolAction parsed", len(actions) == 1 and type(actions[0].action).__name__ == "MCPToolAction"
+          and actions[0].action.data == {"text": "from the sdk"}, repr(actions))
+    obs = [e for e in events if type(e).__name__ == "ObservationEvent" and e.tool_name == "echo"]
+    check("MCPToolObservation parsed", len(obs) == 1 and type(obs[0].observation).__name__ == "MCPToolObservation"
+          and "notes says: from the sdk" in str(obs[0].observation), repr(obs))
+    conv.close()
+    model.shutdown()
 
 print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")
 sys.exit(1 if failures else 0)
