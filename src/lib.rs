@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod duration;
 pub mod error;
 pub mod llm;
+pub mod mcp;
 pub mod redact;
 pub mod report;
 pub mod run;

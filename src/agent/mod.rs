@@ -2,9 +2,11 @@
 //! everything as events. One `step` is one model call and the tool calls it asked for.
 
 pub mod condenser;
+mod confirm;
 pub mod hooks;
 pub mod messages;
 pub mod prompt;
+pub mod security;
 pub mod skills;
 pub mod stuck;
 pub mod tools;
@@ -24,6 +26,7 @@ use crate::llm::metrics::{ConversationStats, Prices};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
 use condenser::view::View;
 use condenser::Condenser;
+pub use confirm::pending_actions;
 use tools::Tool;
 
 /// Condense-and-retry rounds after context-window errors within one step.
@@ -36,6 +39,8 @@ pub enum StepOutcome {
     Continue,
     /// The agent called `finish` or answered in plain text.
     Finished,
+    /// The step's actions are recorded but wait for a yes (the confirmation policy).
+    WaitingForConfirmation,
 }
 
 /// Why a step could not complete.
@@ -63,10 +68,13 @@ pub struct Agent {
     skills: Option<skills::agent::SkillState>,
     /// Hooks around tool calls, messages, the session and finishing (see `hooks`).
     hooks: Option<Arc<hooks::run::HookRunner>>,
+    /// Confirmation policy and security analyser (shared: the server changes them live).
+    security: security::SharedSecurity,
 }
 
-/// A tool call turned into an action, or the message explaining why it could not be.
-type Prepared = Result<(Arc<dyn Tool>, Value), String>;
+/// A tool call turned into an action (with the model's `security_risk` label), or the message
+/// explaining why it could not be.
+type Prepared = Result<(Arc<dyn Tool>, Value, security::SecurityRisk), String>;
 
 impl Agent {
     pub fn new(
@@ -86,7 +94,26 @@ impl Agent {
             condenser: None,
             skills: None,
             hooks: None,
+            security: security::SharedSecurity::default(),
         }
+    }
+
+    /// The agent with these confirmation and analyser settings.
+    pub fn with_security(self, settings: security::SecuritySettings) -> Self {
+        *self.security.write().unwrap_or_else(|p| p.into_inner()) = settings;
+        self
+    }
+
+    /// The live confirmation and analyser settings.
+    pub fn security(&self) -> security::SharedSecurity {
+        self.security.clone()
+    }
+
+    fn security_settings(&self) -> security::SecuritySettings {
+        self.security
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The conversation this agent works in (its calls share one prompt cache).
@@ -115,11 +142,7 @@ impl Agent {
     /// The first event of a conversation: the system prompt and the tool definitions, in
     /// OpenHands' `ToolDefinition` shape (`kind` `TerminalTool`, `action_type` `TerminalAction`...).
     pub fn system_prompt_event(&self) -> Event {
-        let tools = self
-            .specs
-            .iter()
-            .map(|s| tool_definition(&s.name, &s.description))
-            .collect();
+        let tools = self.tools.iter().map(|t| t.definition()).collect();
         Event::new(
             Source::Agent,
             EventBody::SystemPromptEvent {
@@ -132,9 +155,17 @@ impl Agent {
 
     /// The request for the next completion: the view of `events` and the tools.
     pub fn request(&self, events: &[Event]) -> ChatRequest {
+        let mut tools = self.specs.clone();
+        if self.security_settings().analyzer.is_some() {
+            for (spec, tool) in tools.iter_mut().zip(&self.tools) {
+                if !tool.read_only() && !matches!(tool.name(), "finish" | "think") {
+                    spec.parameters["properties"]["security_risk"] = security::risk_parameter();
+                }
+            }
+        }
         ChatRequest {
             messages: messages::to_chat_messages(View::from_events(events).iter()),
-            tools: self.specs.clone(),
+            tools,
             conversation_id: self.conversation_id.clone(),
         }
     }
@@ -191,17 +222,27 @@ impl Agent {
             .iter()
             .map(|c| self.prepare(c))
             .collect();
+        let settings = self.security_settings();
         let mut action_ids = Vec::with_capacity(prepared.len());
         for (i, (call, prep)) in response.tool_calls.iter().zip(&prepared).enumerate() {
-            let event = action_event(&response, i, call, prep);
+            let event = action_event(&response, i, call, prep, settings.analyzer.is_some());
             action_ids.push(event.id.clone());
             log.push(event).map_err(StepError::Store)?;
+        }
+        if confirm::needs_confirmation(log, &settings, &prepared, &action_ids)? {
+            for (call, prep) in response.tool_calls.iter().zip(&prepared) {
+                if let Err(message) = prep {
+                    log.push(Event::agent_error(&call.name, &call.id, message.clone()))
+                        .map_err(StepError::Store)?;
+                }
+            }
+            return Ok(StepOutcome::WaitingForConfirmation);
         }
         let mut outcome = StepOutcome::Continue;
         for ((call, prep), action_id) in response.tool_calls.iter().zip(prepared).zip(action_ids) {
             let event = match prep {
                 Err(message) => Event::agent_error(&call.name, &call.id, message),
-                Ok((tool, action)) => {
+                Ok((tool, action, _)) => {
                     let ran = self.call_tool(log, call, &tool, &action, action_id).await?;
                     if ran && tool.name() == "finish" {
                         outcome = StepOutcome::Finished;
@@ -312,20 +353,22 @@ impl Agent {
         } else {
             call.arguments.as_str()
         };
-        let args: Value = serde_json::from_str(arguments).map_err(|e| {
+        let mut args: Value = serde_json::from_str(arguments).map_err(|e| {
             format!(
                 "The arguments of your '{}' call are not valid JSON ({e}). Call the tool again with a \
                  JSON object of arguments.",
                 call.name
             )
         })?;
+        let label =
+            confirm::take_risk_label(&mut args, self.security_settings().analyzer.is_some())?;
         let action = tool.parse_action(&args)?;
-        Ok((tool.clone(), action))
+        Ok((tool.clone(), action, label))
     }
 }
 
 /// OpenHands' serialized `ToolDefinition` of the tool `name` (`file_editor` → `FileEditorTool`).
-fn tool_definition(name: &str, description: &str) -> Value {
+pub(crate) fn tool_definition(name: &str, description: &str) -> Value {
     let camel: String = name
         .split('_')
         .map(|part| {
@@ -346,14 +389,25 @@ fn tool_definition(name: &str, description: &str) -> Value {
     })
 }
 
-fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &Prepared) -> Event {
+fn action_event(
+    response: &ChatResponse,
+    index: usize,
+    call: &ToolCall,
+    prep: &Prepared,
+    labelled: bool,
+) -> Event {
     let thought = match (&response.content, index) {
         (Some(text), 0) if !text.trim().is_empty() => vec![TextContent::new(text.clone())],
         _ => Vec::new(),
     };
-    let (action, summary) = match prep {
-        Ok((tool, action)) => (Some(action.clone()), Some(tool.summarize(action))),
-        Err(_) => (None, None),
+    let (action, summary, risk) = match prep {
+        Ok((tool, action, risk)) => (Some(action.clone()), Some(tool.summarize(action)), *risk),
+        Err(_) => (None, None, security::SecurityRisk::Unknown),
+    };
+    let risk = if labelled {
+        risk
+    } else {
+        security::SecurityRisk::Unknown
     };
     Event::new(
         Source::Agent,
@@ -378,7 +432,7 @@ fn action_event(response: &ChatResponse, index: usize, call: &ToolCall, prep: &P
                 responses_item_id: None,
             },
             llm_response_id: response.id.clone(),
-            security_risk: "UNKNOWN".into(),
+            security_risk: risk.as_str().into(),
             critic_result: None,
             summary,
         })),

@@ -256,6 +256,9 @@ pub const ACTION_INPUTS: &[&str] = &[
     "max-budget-usd",
     "instructions-from",
     "verify-command",
+    "mcp-config",
+    "confirmation-policy",
+    "on-confirmation",
     "allowed-users",
     "allow-bots",
     "draft-pr",
@@ -355,6 +358,17 @@ fn apply_action_inputs(args: &mut RunArgs, m: &ArgMatches) -> Result<(), BadInpu
     }
     if let Some(v) = fill("verify_command", "verify-command").filter(|v| !v.trim().is_empty()) {
         args.verify_command = Some(v);
+    }
+    if let Some(v) = fill("mcp_config", "mcp-config").filter(|v| !v.trim().is_empty()) {
+        args.mcp.mcp_config = Some(v);
+    }
+    if let Some(v) =
+        fill("confirmation_policy", "confirmation-policy").filter(|v| !v.trim().is_empty())
+    {
+        args.security.confirmation_policy = parse_enum("confirmation-policy", &v)?;
+    }
+    if let Some(v) = fill("on_confirmation", "on-confirmation").filter(|v| !v.trim().is_empty()) {
+        args.security.on_confirmation = parse_enum("on-confirmation", &v)?;
     }
     if let Some(v) = fill("cloud_api_key", "cloud-api-key") {
         args.sandboxes.cloud_api_key = Some(v);

@@ -15,13 +15,17 @@ mod condenser;
 mod docker;
 pub mod gitlab;
 mod llm;
+mod mcp;
 mod sandboxes;
+mod security;
 mod serve;
 
 pub use condenser::CondenserArgs;
 pub use docker::DockerArgs;
 pub use llm::LlmTuningArgs;
+pub use mcp::McpArgs;
 pub use sandboxes::SandboxArgs;
+pub use security::SecurityArgs;
 pub use serve::ServeArgs;
 
 /// Environment variables that hold secrets of the runner: never passed to the agent's shell.
@@ -195,6 +199,11 @@ pub struct RunArgs {
     /// runs; after 3 failed attempts the run fails with its output), e.g. "cargo test".
     #[arg(long, env = "SANDCRAB_VERIFY_COMMAND")]
     pub verify_command: Option<String>,
+    #[command(flatten)]
+    pub mcp: McpArgs,
+
+    #[command(flatten)]
+    pub security: SecurityArgs,
 
     /// CI platform, mode, triggers and GitHub settings (see config::ci).
     #[command(flatten)]
@@ -251,6 +260,12 @@ pub struct RunConfig {
     pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
     pub env_remove: Vec<String>,
+    /// Confirmation policy and analyser of the agent (`--confirmation-policy`...).
+    pub security: crate::agent::security::SecuritySettings,
+    /// What the run answers when an action waits for a yes (`--on-confirmation`).
+    pub headless: crate::agent::security::Headless,
+    /// MCP servers of the agent (`--mcp-config`), normalised.
+    pub mcp: crate::mcp::McpConfig,
     /// Variables passed into a sandbox (`--forward-env`), with their values now.
     pub forward_env: Vec<(String, String)>,
     /// `DOCKER_HOST`, when set: the engine of the Docker workspace (tells a remote one).
@@ -282,7 +297,18 @@ impl RunConfig {
             return Err(BadInput::new("--workspace remote needs --server-url URL (and --session-api-key if the server has one)"));
         }
         let session_api_key = args.session_api_key.clone().filter(|k| !k.is_empty());
-        let secrets = secrets_of(&args);
+        let mcp = args.mcp.resolve()?;
+        let forward_env = forwarded(&args.docker.forward_env);
+        let mcp_names = crate::mcp::config::secret_names(&mcp);
+        // A forwarded value an MCP server takes is a secret: redacted like the others.
+        let secrets = Secrets::new(
+            secrets_of(&args).iter().cloned().chain(
+                forward_env
+                    .iter()
+                    .filter(|(n, _)| mcp_names.contains(n))
+                    .map(|(_, v)| v.clone()),
+            ),
+        );
         check_sandbox_args(workspace, &args.sandboxes)?;
         Ok(RunConfig {
             demo: args.demo,
@@ -310,7 +336,10 @@ impl RunConfig {
             verify_command: args.verify_command.filter(|c| !c.trim().is_empty()),
             secrets,
             env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
-            forward_env: forwarded(&args.docker.forward_env),
+            mcp,
+            security: args.security.resolve().0,
+            headless: args.security.resolve().1,
+            forward_env,
             docker_host: env_nonempty("DOCKER_HOST"),
             docker: args.docker,
             sandboxes: args.sandboxes,

@@ -156,6 +156,27 @@ pub enum EventBody {
         classification: Option<Value>,
     },
     PauseEvent {},
+    /// The security analyser's risk for each action of a batch, by `ActionEvent` id (emitted
+    /// whenever an analyser is configured; not sent to the model).
+    SecurityAnalysisEvent {
+        analyzer: String,
+        policy: String,
+        risks: std::collections::BTreeMap<String, crate::agent::security::SecurityRisk>,
+        #[serde(default)]
+        details: std::collections::BTreeMap<String, Value>,
+    },
+    /// An action that was not run: a person (or a CI run's headless policy) rejected it, or a
+    /// PreToolUse hook blocked it (`rejection_source` `hook`). The model reads the reason as the
+    /// action's result, like an observation.
+    UserRejectObservation {
+        tool_name: String,
+        tool_call_id: String,
+        #[serde(default = "default_rejection")]
+        rejection_reason: String,
+        #[serde(default = "user_rejection_source")]
+        rejection_source: String,
+        action_id: String,
+    },
     /// Asks the condenser to condense the history before the next model call (OpenHands'
     /// `CondensationRequest`: a context-window error, or `POST .../condense`).
     CondensationRequest {},
@@ -172,25 +193,6 @@ pub enum EventBody {
     },
     /// A hook ran (OpenHands' `HookExecutionEvent`, source `hook`); never shown to the model.
     HookExecutionEvent(Box<HookExecution>),
-    /// An action that did not run: a PreToolUse hook blocked it (`rejection_source` `hook`)
-    /// or a user rejected it. It answers the tool call like an observation.
-    UserRejectObservation {
-        tool_name: String,
-        tool_call_id: String,
-        #[serde(default = "rejected")]
-        rejection_reason: String,
-        #[serde(default = "user_source")]
-        rejection_source: String,
-        action_id: String,
-    },
-}
-
-fn rejected() -> String {
-    "User rejected the action".into()
-}
-
-fn user_source() -> String {
-    "user".into()
 }
 
 /// The body of a `HookExecutionEvent`, OpenHands' field names.
@@ -245,6 +247,14 @@ pub struct ActionEvent {
     pub critic_result: Option<Value>,
     #[serde(default)]
     pub summary: Option<String>,
+}
+
+fn default_rejection() -> String {
+    "User rejected the action".into()
+}
+
+fn user_rejection_source() -> String {
+    "user".into()
 }
 
 fn unknown_risk() -> String {
@@ -314,10 +324,11 @@ impl Event {
             EventBody::ConversationStateUpdateEvent { .. } => "ConversationStateUpdateEvent",
             EventBody::ConversationErrorEvent { .. } => "ConversationErrorEvent",
             EventBody::PauseEvent {} => "PauseEvent",
+            EventBody::SecurityAnalysisEvent { .. } => "SecurityAnalysisEvent",
+            EventBody::UserRejectObservation { .. } => "UserRejectObservation",
             EventBody::CondensationRequest {} => "CondensationRequest",
             EventBody::Condensation { .. } => "Condensation",
             EventBody::HookExecutionEvent(_) => "HookExecutionEvent",
-            EventBody::UserRejectObservation { .. } => "UserRejectObservation",
         }
     }
 

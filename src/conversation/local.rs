@@ -34,6 +34,9 @@ pub struct ConversationOptions {
     pub workspace: WorkspaceInfo,
     /// Stop the run once its LLM calls have cost this much (USD); see `llm::budget`.
     pub max_budget_usd: Option<f64>,
+    /// What a CI run answers when actions wait for confirmation; `None`: they wait (status
+    /// `waiting_for_confirmation`) for `respond_to_confirmation`.
+    pub headless: Option<crate::agent::security::Headless>,
 }
 
 impl ConversationOptions {
@@ -50,6 +53,7 @@ impl ConversationOptions {
                 working_dir: working_dir.into(),
             },
             max_budget_usd: None,
+            headless: None,
         }
     }
 }
@@ -65,6 +69,10 @@ pub enum RunEnd {
     Paused,
     /// The LLM calls cost the whole `--max-budget-usd`: OpenHands' `MaxBudgetReached` detail.
     MaxBudget(String),
+    /// Actions wait for a person's yes (`respond_to_confirmation`, or `run` to approve).
+    WaitingForConfirmation,
+    /// Actions needed a yes that a CI run cannot give (`--on-confirmation fail`).
+    ConfirmationRequired(String),
 }
 
 pub struct LocalConversation {
@@ -232,16 +240,23 @@ impl LocalConversation {
         if self.state.execution_status == ExecutionStatus::Finished {
             return Ok(RunEnd::Finished);
         }
+        // Running a conversation that waits for confirmation approves the waiting actions.
+        let approved = self.state.execution_status == ExecutionStatus::WaitingForConfirmation;
         self.pause.store(false, Ordering::SeqCst);
         self.set_status(ExecutionStatus::Running)?;
-        let end = self.run_loop().await;
+        let end = match approved {
+            true => self.run_approved().await,
+            false => self.run_loop().await,
+        };
         let status = match &end {
             RunEnd::Finished => ExecutionStatus::Finished,
             RunEnd::Stuck(_) => ExecutionStatus::Stuck,
-            RunEnd::MaxIterations(_) | RunEnd::Error(_) | RunEnd::MaxBudget(_) => {
-                ExecutionStatus::Error
-            }
+            RunEnd::MaxIterations(_)
+            | RunEnd::Error(_)
+            | RunEnd::MaxBudget(_)
+            | RunEnd::ConfirmationRequired(_) => ExecutionStatus::Error,
             RunEnd::Paused => ExecutionStatus::Paused,
+            RunEnd::WaitingForConfirmation => ExecutionStatus::WaitingForConfirmation,
         };
         self.record_end(&end)?;
         self.set_status(status)?;
@@ -304,11 +319,73 @@ impl LocalConversation {
                     }
                 }
                 Ok(StepOutcome::Continue) => {}
+                Ok(StepOutcome::WaitingForConfirmation) => {
+                    if let Some(end) = self.answer_headless() {
+                        return end;
+                    }
+                }
                 Err(StepError::Llm(e)) => return RunEnd::Error(e.to_string()),
                 Err(StepError::Thrashing(reason)) => return RunEnd::Stuck(reason),
                 Err(e @ StepError::Store(_)) => return RunEnd::Error(e.to_string()),
             }
         }
+    }
+
+    /// Runs the actions that waited for confirmation, then goes on.
+    async fn run_approved(&mut self) -> RunEnd {
+        match self.agent.execute_pending(&mut self.log).await {
+            Ok(StepOutcome::Finished) => RunEnd::Finished,
+            Ok(_) => self.run_loop().await,
+            Err(e) => RunEnd::Error(e.to_string()),
+        }
+    }
+
+    /// Actions wait for a yes: a CI run answers on its own (reject and go on, or stop); an
+    /// interactive one stops and waits. `None`: go on.
+    fn answer_headless(&mut self) -> Option<RunEnd> {
+        use crate::agent::security::{Headless, HEADLESS_REJECTION};
+        match self.options.headless {
+            None => Some(RunEnd::WaitingForConfirmation),
+            Some(Headless::Reject) => {
+                match self.agent.reject_pending(&mut self.log, HEADLESS_REJECTION) {
+                    Ok(_) => None,
+                    Err(e) => Some(RunEnd::Error(e.to_string())),
+                }
+            }
+            Some(Headless::Fail) => {
+                let waiting: Vec<String> = crate::agent::pending_actions(self.log.events())
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} `{}`",
+                            a.tool_name,
+                            a.summary.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                Some(RunEnd::ConfirmationRequired(format!(
+                    "the agent's next action needs a person's confirmation ({}) and nobody can confirm in this run; it was not executed. Loosen --confirmation-policy, or use --on-confirmation reject to let the agent try another way",
+                    waiting.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Rejects the actions waiting for confirmation (`respond_to_confirmation` with
+    /// `accept: false`); the model reads `reason`. The conversation becomes idle.
+    pub fn reject_pending(&mut self, reason: &str) -> Result<()> {
+        self.agent
+            .reject_pending(&mut self.log, reason)
+            .map_err(|e| anyhow::anyhow!("cannot reject the waiting actions: {e}"))?;
+        if self.state.execution_status == ExecutionStatus::WaitingForConfirmation {
+            self.set_status(ExecutionStatus::Idle)?;
+        }
+        Ok(())
+    }
+
+    /// The live confirmation policy and security analyser of the agent.
+    pub fn security(&self) -> crate::agent::security::SharedSecurity {
+        self.agent.security()
     }
 
     /// Checked before every step, so after every model call (the agent's and any other call
@@ -369,7 +446,10 @@ impl LocalConversation {
                 },
             ),
             RunEnd::Paused => Event::new(Source::User, EventBody::PauseEvent {}),
-            RunEnd::Finished => return Ok(()),
+            RunEnd::ConfirmationRequired(detail) => {
+                Event::conversation_error("ConfirmationRequired", detail.clone())
+            }
+            RunEnd::Finished | RunEnd::WaitingForConfirmation => return Ok(()),
         };
         self.log.push(event)
     }
@@ -399,7 +479,11 @@ impl LocalConversation {
                 tool.restore(&obs);
             }
         }
-        for (name, call_id) in dangling_calls(self.log.events()) {
+        let waiting = self.state.execution_status == ExecutionStatus::WaitingForConfirmation;
+        for (name, call_id) in dangling_calls(self.log.events())
+            .into_iter()
+            .filter(|_| !waiting)
+        {
             let msg = "This action was interrupted before it completed (the run was stopped); check its effects before repeating it.";
             self.log.push(Event::agent_error(&name, &call_id, msg))?;
         }

@@ -72,6 +72,7 @@ fn headline(status: RunStatus) -> &'static str {
         RunStatus::Interrupted => "⏹️ interrupted",
         RunStatus::MaxBudget => "💸 budget spent",
         RunStatus::SecretInChanges => "⛔ changes withheld: they hold a secret of this run",
+        RunStatus::ConfirmationRequired => "✋ stopped: an action needed a confirmation",
     }
 }
 

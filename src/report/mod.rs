@@ -29,6 +29,9 @@ pub enum RunStatus {
     MaxBudget,
     /// The agent's changes held a secret of the run; they were withheld.
     SecretInChanges,
+    /// An action needed a person's confirmation, which a CI run cannot give
+    /// (`--on-confirmation fail`).
+    ConfirmationRequired,
 }
 
 impl RunStatus {
@@ -51,6 +54,7 @@ impl RunStatus {
             RunStatus::Interrupted => "interrupted",
             RunStatus::MaxBudget => "max_budget",
             RunStatus::SecretInChanges => "secret_in_changes",
+            RunStatus::ConfirmationRequired => "confirmation_required",
         }
     }
 }

@@ -48,6 +48,10 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
         condenser: config.condenser.clone(),
         agent_context: config.repo_context.agent_context_json(),
         hook_config: config.repo_context.hook_config_json(),
+        mcp_config: config.mcp.clone(),
+        mcp_secrets: config.mcp_secrets(),
+        security: config.security.clone(),
+        headless: Some(config.headless),
         secrets: config
             .secrets
             .iter()

@@ -119,6 +119,31 @@ pub fn prepare(config: &RunConfig, repo: &Path) -> Result<RepoContext> {
     })
 }
 
+/// Adds the MCP servers of the repository's MCP files (`.mcp.json`, `.openhands/mcp.json`, read
+/// from the same trusted source as the instructions) to the run's; a server the run names
+/// itself (`--mcp-config`) wins over the repository's of the same name.
+pub fn add_repository_mcp_servers(config: &mut RunConfig) -> Result<()> {
+    let files = config.repo_context.mcp_files.clone();
+    for (path, text) in files {
+        let servers = crate::mcp::parse_mcp_config(&text).map_err(|e| {
+            BadInput::new(format!(
+                "{path} is not a valid MCP configuration ({e}); fix it, or set instructions-from: none"
+            ))
+        })?;
+        let names: Vec<String> = servers.keys().cloned().collect();
+        for (name, server) in servers {
+            config.mcp.entry(name).or_insert(server);
+        }
+        if !names.is_empty() {
+            eprintln!(
+                "sandcrab: MCP servers from the repository's {path}: {}",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 fn summary(loaded: &Loaded) -> InstructionsSummary {
     InstructionsSummary {
         from: loaded.origin.clone(),

@@ -101,6 +101,7 @@ pub async fn run_with(mut config: RunConfig, hooks: RunHooks) -> Result<RunOutco
         .map_or(config.repo_dir.clone(), |d| d.path().to_path_buf());
     let prompt = read_prompt(&config.prompt)?;
     config.repo_context = Arc::new(instructions::prepare(&config, &repo_dir)?);
+    instructions::add_repository_mcp_servers(&mut config)?;
     let mut session = crate::cancel::unless_stopped(&stop, open(&config, &repo_dir)).await?;
     let base = crate::cancel::unless_stopped(&stop, async {
         Ok(git::workspace_base(session.workspace.as_ref()).await?)
@@ -276,7 +277,7 @@ async fn open(config: &RunConfig, repo_dir: &Path) -> Result<Session> {
         WorkspaceChoice::Local => {
             let ws = LocalWorkspace::new(repo_dir)
                 .map_err(|e| BadInput::new(format!("--repo-dir {}: {e}", repo_dir.display())))?;
-            let conversation = local_conversation(config, &ws)?;
+            let conversation = local_conversation(config, &ws).await?;
             Ok(plain((Arc::new(ws), Box::new(conversation))))
         }
         WorkspaceChoice::Remote => remote::open(config).await.map(plain),
@@ -374,15 +375,20 @@ fn build_llm(config: &RunConfig, workspace: &Path) -> Result<Arc<dyn LlmClient>,
         .map_err(|e| BadInput::new(e.to_string()))
 }
 
-fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<LocalConversation> {
+async fn local_conversation(
+    config: &RunConfig,
+    workspace: &dyn Workspace,
+) -> Result<LocalConversation> {
     let root = Path::new(workspace.working_dir());
     let llm = build_llm(config, root)?;
     let mut ctx = ToolContext::new(root);
     ctx.env_remove = config.env_remove.clone();
     let prices = config.llm.prices();
+    let mut tools = default_tools(&ctx);
+    tools.extend(mcp_tools(config, root).await?);
     let mut agent = Agent::new(
         llm.clone(),
-        default_tools(&ctx),
+        tools,
         system_prompt(workspace.working_dir()),
         prices,
     );
@@ -396,8 +402,10 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
             repo.hooks.clone(),
             root.to_path_buf(),
             config.env_remove.clone(),
-        ));
+        ))
+        .with_security(config.security.clone());
     let mut options = ConversationOptions::new(workspace.working_dir());
+    options.headless = Some(config.headless);
     options.id = config.conversation_id.clone();
     options.persistence_dir = Some(config.persistence_dir.clone());
     options.max_iterations = config.max_iterations;
@@ -410,6 +418,26 @@ fn local_conversation(config: &RunConfig, workspace: &dyn Workspace) -> Result<L
             config.persistence_dir.display()
         )
     })
+}
+
+/// The tools of the run's MCP servers, started in `root`; a required server that cannot start
+/// fails the run (one line), any other is skipped with a warning.
+async fn mcp_tools(
+    config: &RunConfig,
+    root: &Path,
+) -> Result<Vec<Arc<dyn crate::agent::tools::Tool>>, BadInput> {
+    if config.mcp.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secrets = config.mcp_secrets().into_iter().collect();
+    let taken = ["terminal", "file_editor", "task_tracker", "finish", "think"];
+    let started = crate::mcp::start(&config.mcp, root, &secrets, &taken)
+        .await
+        .map_err(BadInput::new)?;
+    for warning in &started.warnings {
+        eprintln!("sandcrab: warning: {warning}");
+    }
+    Ok(started.tools)
 }
 
 /// A new conversation gets the task. A resumed one that was cut off (error, stuck, paused,
@@ -461,6 +489,9 @@ fn run_status(end: &RunEnd) -> RunStatus {
         RunEnd::Error(_) => RunStatus::Error,
         RunEnd::Paused => RunStatus::Interrupted,
         RunEnd::MaxBudget(_) => RunStatus::MaxBudget,
+        RunEnd::ConfirmationRequired(_) | RunEnd::WaitingForConfirmation => {
+            RunStatus::ConfirmationRequired
+        }
     }
 }
 
@@ -496,6 +527,10 @@ fn run_result(
         RunEnd::MaxBudget(detail) => Some(format!(
             "{detail} Raise --max-budget-usd to let the agent go further; the partial work is in the outputs."
         )),
+        RunEnd::ConfirmationRequired(detail) => Some(detail.clone()),
+        RunEnd::WaitingForConfirmation => Some(
+            "the agent's next action waits for a confirmation nobody can give in this run".into(),
+        ),
         RunEnd::Finished => None,
     };
     RunResult {

@@ -114,7 +114,10 @@ async fn stream(
                 }
                 let (fresh, runs_ended) = {
                     let view = handle.view();
-                    (view.events[sent.min(view.events.len())..].to_vec(), view.runs_ended)
+                    (
+                        view.events[sent.min(view.events.len())..].to_vec(),
+                        view.runs_ended + view.settings_changed,
+                    )
                 };
                 for event in &fresh {
                     send(socket, event).await?;
@@ -142,7 +145,7 @@ async fn resend(
 ) -> Result<(usize, u64), axum::Error> {
     let (history, runs_ended) = {
         let view = handle.view();
-        (view.events.clone(), view.runs_ended)
+        (view.events.clone(), view.runs_ended + view.settings_changed)
     };
     let mode = query
         .resend_mode

@@ -98,6 +98,15 @@ fn a_pull_request_runs_with_the_base_instructions_and_hooks() {
         "{}",
         r.stderr
     );
+    // The MCP servers are the base's (`true`, which is no MCP server: skipped with a
+    // warning), never the head's (`curl`).
+    assert!(
+        r.stderr
+            .contains("MCP servers from the repository's .mcp.json: base"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("evil"), "{}", r.stderr);
     // The agent still reviews the head's code: the checkout is the head.
     let agents = std::fs::read_to_string(job.checkout.path().join("AGENTS.md")).unwrap();
     assert!(agents.starts_with("HEAD-AGENTS"));

@@ -12,6 +12,7 @@ pub mod fake_cloud;
 pub mod fake_github;
 pub mod fake_runtime_api;
 pub mod gitlab_checkout;
+pub mod mcp;
 pub mod sandbox_proc;
 pub mod server;
 pub mod strict_github;

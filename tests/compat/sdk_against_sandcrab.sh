@@ -40,4 +40,9 @@ echo "sandcrab serve at $url (working dir $work/repo)"
 
 mkdir -p "$peer_root/bench"
 cp "$here/sdk_drives_sandcrab.py" "$peer_root/bench/"
-"$shared/peer/run.sh" /opt/oh/bin/python /bench/sdk_drives_sandcrab.py "$url" "$key" "$llm_port" "$work/repo"
+# The MCP check: sandcrab serve (on the host) starts tests/fixtures/mcp/notes_server.py with
+# the Python that has the `mcp` package (see .ci/run); skipped, and said so, without it.
+mcp_python=${SANDCRAB_MCP_PYTHON:-/var/tmp/sandcrab-mcp-venv/bin/python}
+"$mcp_python" -c 'import mcp.server' 2>/dev/null || mcp_python=""
+"$shared/peer/run.sh" /opt/oh/bin/python /bench/sdk_drives_sandcrab.py "$url" "$key" "$llm_port" "$work/repo" \
+  "$mcp_python" "$repo/tests/fixtures/mcp/notes_server.py"

@@ -5,7 +5,9 @@ condensation (`POST .../condense`) the SDK must parse, and one with the SDK's Ag
 HookConfig whose skills, HookExecutionEvent and UserRejectObservation the SDK must parse. Runs inside the peer chroot (shared/peer/run.sh); the
 server runs on the host, reachable on the shared loopback.
 
-  python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR
+  python sdk_drives_sandcrab.py SERVER_URL SESSION_KEY LLM_PORT SERVER_WORKDIR [MCP_PYTHON MCP_SERVER]
+
+MCP_PYTHON and MCP_SERVER are host paths (sandcrab serve starts the MCP server, not the SDK).
 
 Prints one PASS/FAIL line per check and exits 1 if any failed.
 """
@@ -160,6 +162,100 @@ check("Stop hook feedback",
       any("[Stop hook feedback] run the tests" in c.text for e in feedback for c in e.llm_message.content),
       repr(feedback))
 conv.close()
+
+# Confirmation: the SDK sets an analyser and AlwaysConfirm over REST, its run stops at
+# waiting_for_confirmation, it parses sandcrab's SecurityAnalysisEvent, rejects over
+# respond_to_confirmation and parses the UserRejectObservation, then runs on under NeverConfirm.
+from openhands.sdk.security import AlwaysConfirm, LLMSecurityAnalyzer, NeverConfirm
+
+agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name)])
+conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+conv.set_security_analyzer(LLMSecurityAnalyzer())
+conv.set_confirmation_policy(AlwaysConfirm())
+# The SDK caches the state from the socket's full_state snapshots: wait for the one the change
+# sends (GET /api/conversations/{id} has it at once).
+deadline = time.time() + 5
+while time.time() < deadline and type(conv.state.confirmation_policy).__name__ != "AlwaysConfirm":
+    time.sleep(0.05)
+check("confirmation policy read back", type(conv.state.confirmation_policy).__name__ == "AlwaysConfirm"
+      and type(conv.state.security_analyzer).__name__ == "LLMSecurityAnalyzer",
+      repr(conv.state.confirmation_policy))
+conv.send_message("run the script")
+conv.run()
+status = str(conv.state.execution_status)
+check("run stops waiting for confirmation", status.lower().endswith("waiting_for_confirmation"), status)
+events = list(conv.state.events)
+analyses = [e for e in events if type(e).__name__ == "SecurityAnalysisEvent"]
+pending = [e for e in events if type(e).__name__ == "ActionEvent"]
+check("SecurityAnalysisEvent parsed", len(analyses) == 1 and analyses[0].analyzer == "LLMSecurityAnalyzer"
+      and analyses[0].policy == "AlwaysConfirm" and pending and pending[-1].id in analyses[0].risks,
+      repr(analyses))
+conv.reject_pending_actions("not in this test")
+deadline = time.time() + 10
+rejects = []
+while time.time() < deadline and not rejects:
+    rejects = [e for e in conv.state.events if type(e).__name__ == "UserRejectObservation"]
+    time.sleep(0.1)
+check("UserRejectObservation parsed", len(rejects) == 1 and rejects[0].rejection_reason == "not in this test"
+      and rejects[0].action_id == pending[-1].id, repr(rejects))
+conv.set_confirmation_policy(NeverConfirm())
+conv.run()
+status = str(conv.state.execution_status)
+check("run goes on after the rejection", status.lower().endswith("finished"), status)
+conv.close()
+
+# MCP: an Agent with OpenHands' mcp_config; sandcrab serve starts the server where it runs, a
+# scripted model (here, on the shared loopback) calls its `echo` tool, and the SDK parses the
+# MCPToolAction / MCPToolObservation events.
+mcp_python, mcp_server = (sys.argv[5:7] + ["", ""])[:2]
+if not mcp_python:
+    print("SKIPPED sdk->sandcrab MCP: no Python with the mcp package on the host (SANDCRAB_MCP_PYTHON)")
+else:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class McpModel(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            done = sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
+            offered = [t["function"]["name"] for t in body.get("tools", [])]
+            name, args = ("echo", {"text": "from the sdk"}) if done == 0 else ("finish", {"message": "done"})
+            if name not in offered:
+                name, args = "finish", {"message": f"echo not offered: {offered}"}
+            out = json.dumps({"id": f"c{done}", "object": "chat.completion", "model": "m",
+                              "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                                  "role": "assistant", "content": None, "tool_calls": [{
+                                      "id": f"call_{done}", "type": "function",
+                                      "function": {"name": name, "arguments": json.dumps(args)}}]}}],
+                              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    model = ThreadingHTTPServer(("127.0.0.1", 0), McpModel)
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    mcp_llm = LLM(model="openai/scripted", base_url=f"http://127.0.0.1:{model.server_address[1]}/v1",
+                  api_key=SecretStr("x"), usage_id="agent", num_retries=0)
+    agent = Agent(llm=mcp_llm, tools=[Tool(name=TerminalTool.name)],
+                  mcp_config={"notes": {"command": mcp_python, "args": [mcp_server, "notes"]}})
+    conv = Conversation(agent=agent, workspace=ws, visualizer=None)
+    conv.send_message("use the notes server")
+    conv.run()
+    events = list(conv.state.events)
+    actions = [e for e in events if type(e).__name__ == "ActionEvent" and e.tool_name == "echo"]
+    check("MCPToolAction parsed", len(actions) == 1 and type(actions[0].action).__name__ == "MCPToolAction"
+          and actions[0].action.data == {"text": "from the sdk"}, repr(actions))
+    obs = [e for e in events if type(e).__name__ == "ObservationEvent" and e.tool_name == "echo"]
+    check("MCPToolObservation parsed", len(obs) == 1 and type(obs[0].observation).__name__ == "MCPToolObservation"
+          and "notes says: from the sdk" in str(obs[0].observation), repr(obs))
+    conv.close()
+    model.shutdown()
 
 print(f"{'PASS' if failures == 0 else 'FAIL'} sdk->sandcrab: {failures} failure(s)")
 sys.exit(1 if failures else 0)

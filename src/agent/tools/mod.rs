@@ -80,7 +80,7 @@ impl ToolContext {
 #[async_trait]
 pub trait Tool: Send + Sync {
     /// The name the model calls (`terminal`).
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// The model-facing description and JSON schema of the arguments.
     fn spec(&self) -> ToolSpec;
@@ -103,6 +103,16 @@ pub trait Tool: Send + Sync {
 
     /// Releases what the tool holds (the terminal's shell). Called once at the end of a run.
     async fn close(&self) {}
+
+    /// Whether the tool only reads (MCP's `readOnlyHint`): its schema gets no `security_risk`.
+    fn read_only(&self) -> bool {
+        false
+    }
+
+    /// OpenHands' serialized `ToolDefinition` of the tool (in the `SystemPromptEvent`).
+    fn definition(&self) -> Value {
+        crate::agent::tool_definition(self.name(), &self.spec().description)
+    }
 }
 
 /// The default tool set of a coding agent, acting in `ctx.working_dir`.

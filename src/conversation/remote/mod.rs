@@ -81,6 +81,8 @@ pub struct RemoteConversation {
     full_states: u64,
     /// "running" statuses seen so far (each run starts with one).
     runnings: u64,
+    /// How `run` answers actions that wait for confirmation (CI); `None`: it returns.
+    headless: Option<crate::agent::security::Headless>,
 }
 
 impl RemoteConversation {
@@ -109,6 +111,7 @@ impl RemoteConversation {
             status: ExecutionStatus::Idle,
             stats: ConversationStats::default(),
             max_iterations: options.max_iterations,
+            headless: options.headless,
             pause: Arc::new(AtomicBool::new(false)),
             feed,
             stop: None,
@@ -232,16 +235,24 @@ impl Conversation for RemoteConversation {
         }
         self.pause.store(false, Ordering::SeqCst);
         let run_start = self.log.events().len();
-        let runnings = self.runnings;
-        self.start_run().await?;
-        self.drain()?;
-        if self.runnings == runnings {
-            // No sign of the new run yet: the status held is the previous run's.
-            self.status = ExecutionStatus::Running;
+        loop {
+            let runnings = self.runnings;
+            self.start_run().await?;
+            self.drain()?;
+            if self.runnings == runnings {
+                // No sign of the new run yet: the status held is the previous run's.
+                self.status = ExecutionStatus::Running;
+            }
+            let status = self.wait_for_end().await?;
+            if status == ExecutionStatus::WaitingForConfirmation {
+                if let Some(end) = self.answer_confirmation().await? {
+                    return Ok(end);
+                }
+                continue;
+            }
+            self.settle(status, run_start).await?;
+            return Ok(self.run_end(status, run_start));
         }
-        let status = self.wait_for_end().await?;
-        self.settle(status, run_start).await?;
-        Ok(self.run_end(status, run_start))
     }
 
     fn pause_handle(&self) -> Arc<AtomicBool> {

@@ -132,6 +132,26 @@ impl RemoteConversation {
         })
     }
 
+    /// Actions wait for confirmation on the server: a CI run rejects them (the agent reads why
+    /// and the run goes on: `None`) or stops; without a headless answer `run` returns.
+    pub(super) async fn answer_confirmation(&mut self) -> Result<Option<RunEnd>> {
+        use crate::agent::security::{Headless, HEADLESS_REJECTION};
+        match self.headless {
+            None => Ok(Some(RunEnd::WaitingForConfirmation)),
+            Some(Headless::Fail) => Ok(Some(RunEnd::ConfirmationRequired(
+                "the agent's next action needs a person's confirmation and nobody can confirm in this run; it was not executed. Loosen --confirmation-policy, or use --on-confirmation reject to let the agent try another way".into(),
+            ))),
+            Some(Headless::Reject) => {
+                let path = format!("{}/events/respond_to_confirmation", conversation_path(&self.id));
+                let body = serde_json::json!({"accept": false, "reason": HEADLESS_REJECTION});
+                let rb = self.api.request(Method::POST, &path).json(&body);
+                self.api.send(&format!("POST {path}"), rb).await?;
+                self.status = ExecutionStatus::Idle;
+                Ok(None)
+            }
+        }
+    }
+
     pub(super) fn run_end(&self, status: ExecutionStatus, run_start: usize) -> RunEnd {
         let error = self.last_error(run_start);
         match status {
@@ -153,9 +173,11 @@ impl RemoteConversation {
     }
 }
 
-/// When `run` returns.
+/// When `run` returns (or answers a confirmation).
 fn ends_run(status: ExecutionStatus) -> bool {
-    status.is_terminal() || status == ExecutionStatus::Paused
+    status.is_terminal()
+        || status == ExecutionStatus::Paused
+        || status == ExecutionStatus::WaitingForConfirmation
 }
 
 struct StatusPoll {

@@ -100,6 +100,14 @@ pub struct RemoteOptions {
     pub agent_context: Option<Value>,
     /// Hooks the server runs where the agent runs (`hook_config`).
     pub hook_config: Option<Value>,
+    /// MCP servers of the server's agent (`agent.mcp_config`, OpenHands' flat map).
+    pub mcp_config: crate::mcp::McpConfig,
+    /// The secrets those servers name, sent as the request's `secrets` (name → value).
+    pub mcp_secrets: Vec<(String, String)>,
+    /// The server agent's confirmation policy and analyser.
+    pub security: crate::agent::security::SecuritySettings,
+    /// How this client answers when actions wait for confirmation; `None`: `run` returns.
+    pub headless: Option<crate::agent::security::Headless>,
 }
 
 impl Default for RemoteOptions {
@@ -113,6 +121,10 @@ impl Default for RemoteOptions {
             condenser: None,
             agent_context: None,
             hook_config: None,
+            mcp_config: crate::mcp::McpConfig::new(),
+            mcp_secrets: Vec::new(),
+            security: Default::default(),
+            headless: None,
         }
     }
 }
@@ -150,6 +162,24 @@ pub(super) fn create_body(
     }
     if let Some(budget) = options.max_budget_usd {
         body["max_budget_per_run"] = json!(budget);
+    }
+    let security = &options.security;
+    if security.policy != crate::agent::security::ConfirmationPolicy::NeverConfirm {
+        body["confirmation_policy"] = json!(security.policy);
+    }
+    if let Some(analyzer) = &security.analyzer {
+        body["security_analyzer"] = json!(analyzer);
+    }
+    if !options.mcp_config.is_empty() {
+        body["agent"]["mcp_config"] = json!(options.mcp_config);
+    }
+    if !options.mcp_secrets.is_empty() {
+        let secrets: Map<String, Value> = options
+            .mcp_secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        body["secrets"] = Value::Object(secrets);
     }
     body
 }

@@ -1,6 +1,7 @@
 //! `/api/conversations`: create, get, search, delete, send a message, run, pause, final
 //! response, secrets, condense, and the event search — OpenHands' paths, fields and status codes.
 
+mod confirmation;
 pub mod service;
 pub mod spec;
 
@@ -40,6 +41,18 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/conversations/{id}/secrets", post(update_secrets))
         .route("/conversations/{id}/condense", post(condense))
+        .route(
+            "/conversations/{id}/events/respond_to_confirmation",
+            post(confirmation::respond_to_confirmation),
+        )
+        .route(
+            "/conversations/{id}/confirmation_policy",
+            post(confirmation::set_confirmation_policy),
+        )
+        .route(
+            "/conversations/{id}/security_analyzer",
+            post(confirmation::set_security_analyzer),
+        )
 }
 
 fn success() -> Json<Value> {

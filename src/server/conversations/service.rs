@@ -33,6 +33,8 @@ pub struct View {
     pub updated_at: String,
     /// Bumped when a run ends: subscribers then get a `full_state` snapshot.
     pub runs_ended: u64,
+    /// Bumped when the confirmation policy or analyser changes: a `full_state` snapshot too.
+    pub settings_changed: u64,
 }
 
 pub struct Handle {
@@ -50,6 +52,7 @@ pub struct Handle {
     inbox: Inbox,
     redactor: SharedRedactor,
     running: AtomicBool,
+    security: crate::agent::security::SharedSecurity,
 }
 
 impl Handle {
@@ -66,6 +69,7 @@ impl Handle {
             stats: conversation.stats().clone(),
             updated_at: now_timestamp(),
             runs_ended: 0,
+            settings_changed: 0,
         }));
         let (version, _) = watch::channel(0u64);
         conversation.add_listener(view_updater(view.clone(), version.clone()));
@@ -77,6 +81,7 @@ impl Handle {
             condenses: conversation.handles_condensation(),
             inbox: conversation.inbox(),
             redactor: conversation.redactor(),
+            security: conversation.security(),
             conversation: Mutex::new(conversation),
             request,
             working_dir,
@@ -103,6 +108,7 @@ impl Handle {
     /// OpenHands' `ConversationInfo`.
     pub fn info(&self) -> Value {
         let view = self.view();
+        let security = self.security_settings();
         json!({
             "id": self.id,
             "workspace": {"kind": "LocalWorkspace", "working_dir": self.working_dir.to_string_lossy()},
@@ -110,8 +116,8 @@ impl Handle {
             "max_iterations": self.request.max_iterations,
             "stuck_detection": self.request.stuck_detection,
             "execution_status": view.status.as_str(),
-            "confirmation_policy": {"kind": "NeverConfirm"},
-            "security_analyzer": null,
+            "confirmation_policy": security.policy,
+            "security_analyzer": security.analyzer,
             "activated_knowledge_skills": [],
             "invoked_skills": [],
             "blocked_actions": {},
@@ -154,6 +160,45 @@ impl Handle {
                 }
             })?;
         }
+        Ok(())
+    }
+
+    /// The conversation's confirmation policy and security analyser now.
+    pub fn security_settings(&self) -> crate::agent::security::SecuritySettings {
+        self.security
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes the confirmation policy and/or the analyser (from the next batch on).
+    pub fn update_security(
+        &self,
+        change: impl FnOnce(&mut crate::agent::security::SecuritySettings),
+    ) {
+        change(&mut self.security.write().unwrap_or_else(|p| p.into_inner()));
+        self.view
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .settings_changed += 1;
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// `respond_to_confirmation`: a yes runs the waiting actions and goes on (a run in the
+    /// background); a no records a `UserRejectObservation` for each and leaves the
+    /// conversation idle. 409 while a run is going.
+    pub async fn respond_to_confirmation(
+        self: &Arc<Self>,
+        accept: bool,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        if self.is_running() {
+            return Err(ApiError::conflict("the conversation is running"));
+        }
+        if accept {
+            return self.start_run();
+        }
+        self.conversation.lock().await.reject_pending(reason)?;
         Ok(())
     }
 
@@ -293,7 +338,16 @@ impl ConversationService {
 
     fn restore(&self, request_file: &Path) -> Result<()> {
         let request: StartRequest = serde_json::from_slice(&std::fs::read(request_file)?)?;
-        self.build(request).map_err(|e| anyhow::anyhow!(e.detail))?;
+        // MCP servers are started by `create` only: a conversation loaded back at start-up
+        // runs without them (said once here).
+        if request.mcp_config().is_ok_and(|c| !c.is_empty()) {
+            tracing::warn!(
+                "a conversation loaded back from {} runs without its MCP servers",
+                request_file.display()
+            );
+        }
+        self.build(request, Vec::new())
+            .map_err(|e| anyhow::anyhow!(e.detail))?;
         Ok(())
     }
 
@@ -329,7 +383,13 @@ impl ConversationService {
         }
         request.conversation_id = Some(id);
         let initial = request.initial_message.take();
-        let handle = self.build(request)?;
+        let working_dir = request.working_dir(&self.config.working_dir);
+        std::fs::create_dir_all(&working_dir)?;
+        let mcp_tools = request
+            .start_mcp(&working_dir)
+            .await
+            .map_err(ApiError::bad_request)?;
+        let handle = self.build(request, mcp_tools)?;
         self.save_request(&handle)?;
         if let Some(message) = initial {
             handle.send_message(message.text(), message.run).await?;
@@ -338,7 +398,11 @@ impl ConversationService {
     }
 
     /// Opens (or resumes) the conversation a request describes and registers it.
-    fn build(&self, request: StartRequest) -> Result<Arc<Handle>, ApiError> {
+    fn build(
+        &self,
+        request: StartRequest,
+        mcp_tools: Vec<Arc<dyn crate::agent::tools::Tool>>,
+    ) -> Result<Arc<Handle>, ApiError> {
         let id = request
             .conversation_id
             .clone()
@@ -347,7 +411,7 @@ impl ConversationService {
         std::fs::create_dir_all(&working_dir)?;
         let env_remove: Vec<String> = SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect();
         let agent = request
-            .build_agent(&working_dir, &env_remove)
+            .build_agent(&working_dir, &env_remove, mcp_tools)
             .map_err(ApiError::bad_request)?;
         let mut options = ConversationOptions::new(&working_dir.to_string_lossy());
         options.id = Some(id.clone());

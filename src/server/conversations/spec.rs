@@ -40,6 +40,12 @@ pub struct StartRequest {
     /// Hooks run where the agent runs (OpenHands' `HookConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_config: Option<Value>,
+    /// OpenHands' `confirmation_policy` (`NeverConfirm` when absent).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub confirmation_policy: Value,
+    /// OpenHands' `security_analyzer` (none when absent or null).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub security_analyzer: Value,
     /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_budget_per_run: Option<f64>,
@@ -89,18 +95,56 @@ impl StartRequest {
         secret_values(&self.secrets)
     }
 
-    /// The agent as this request describes it, acting in `working_dir`.
-    pub fn build_agent(&self, working_dir: &Path, env_remove: &[String]) -> Result<Agent, String> {
+    /// The request's confirmation policy and security analyser.
+    pub fn security(&self) -> Result<crate::agent::security::SecuritySettings, String> {
+        use crate::agent::security::{ConfirmationPolicy, SecurityAnalyzer, SecuritySettings};
+        Ok(SecuritySettings {
+            policy: ConfirmationPolicy::from_wire(&self.confirmation_policy)?,
+            analyzer: SecurityAnalyzer::from_wire(&self.security_analyzer)?,
+        })
+    }
+
+    /// `agent.mcp_config` (OpenHands' flat map, read strictly).
+    pub fn mcp_config(&self) -> Result<crate::mcp::McpConfig, String> {
+        crate::mcp::config::from_wire(&self.agent["mcp_config"])
+    }
+
+    /// Starts the MCP servers of `agent.mcp_config` in `working_dir` (their `${NAME}`s come
+    /// from this request's secrets); `Err` when a required one cannot start.
+    pub async fn start_mcp(&self, working_dir: &Path) -> Result<Vec<Arc<dyn Tool>>, String> {
+        let config = self.mcp_config()?;
+        if config.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secrets = self.secret_values().into_iter().collect();
+        let taken = ["terminal", "file_editor", "task_tracker", "finish", "think"];
+        let started = crate::mcp::start(&config, working_dir, &secrets, &taken).await?;
+        for warning in &started.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(started.tools)
+    }
+
+    /// The agent as this request describes it, acting in `working_dir`, with the tools of its
+    /// MCP servers (`mcp_tools`, started by `start_mcp`).
+    pub fn build_agent(
+        &self,
+        working_dir: &Path,
+        env_remove: &[String],
+        mcp_tools: Vec<Arc<dyn Tool>>,
+    ) -> Result<Agent, String> {
         let llm = llm_config(&self.agent["llm"])?;
         let client =
             build_client_for_workspace(&llm, Some(working_dir)).map_err(|e| e.to_string())?;
         let mut ctx = ToolContext::new(working_dir);
         ctx.env = self.secret_values();
         ctx.env_remove = env_remove.to_vec();
-        let tools = select_tools(&self.agent["tools"], default_tools(&ctx));
+        let mut tools = select_tools(&self.agent["tools"], default_tools(&ctx));
+        tools.extend(mcp_tools);
         let prices = llm.prices();
         let prompt = system_prompt(&working_dir.to_string_lossy());
         let agent = Agent::new(client, tools, prompt, prices)
+            .with_security(self.security()?)
             .with_context(agent_context(&self.agent)?, working_dir)
             .with_hooks(HookRunner::new(
                 hook_config(self.hook_config.as_ref())?,
@@ -128,6 +172,11 @@ impl StartRequest {
                 if !key.is_null() {
                     *key = Value::String("**********".into());
                 }
+            }
+        }
+        if let Ok(config) = self.mcp_config() {
+            if !config.is_empty() {
+                agent["mcp_config"] = crate::mcp::config::masked(&config);
             }
         }
         agent

@@ -1,0 +1,149 @@
+//! One connection to an MCP server through the official Rust SDK (`rmcp`): a stdio server is a
+//! child process started where the agent runs, with a cleared environment (a few harmless
+//! variables plus the server's own `env`, whose secrets come from the conversation by name).
+//! Start-up (spawn, initialize, `tools/list`) has a deadline; so has every call.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, Tool as RemoteTool};
+use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::ServiceExt;
+use serde_json::Value;
+
+use super::config::{resolve, McpServer, Transport};
+
+/// Start-up deadline (connect and list tools) when the server sets none: OpenHands' 30 s.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one tool call: OpenHands' `MCP_TOOL_TIMEOUT_SECONDS`.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Variables of the agent's environment a stdio server gets; nothing else is inherited.
+const INHERITED: [&str; 7] = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER"];
+
+/// A started server: its tools and the handle calls go through.
+pub struct Connection {
+    pub tools: Vec<RemoteTool>,
+    peer: Peer<RoleClient>,
+    service: tokio::sync::Mutex<Option<RunningService<RoleClient, ()>>>,
+    call_timeout: Duration,
+}
+
+/// What a call returned: MCP content blocks (as JSON) and whether the server flagged an error.
+pub struct CallResult {
+    pub content: Vec<Value>,
+    pub is_error: bool,
+}
+
+impl Connection {
+    /// Starts `server` in `working_dir` and lists its tools, within its start-up deadline.
+    pub async fn start(
+        name: &str,
+        server: &McpServer,
+        working_dir: &Path,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<Connection, String> {
+        let deadline = server
+            .timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .map_or(STARTUP_TIMEOUT, Duration::from_secs_f64);
+        let start = async {
+            let service = match server.transport() {
+                Transport::Stdio => start_stdio(name, server, working_dir, secrets).await?,
+                Transport::Http | Transport::Sse => {
+                    return Err(format!(
+                        "MCP server '{name}' is an HTTP server ({}); this build of sandcrab starts stdio servers only: run it as a stdio command",
+                        server.url.as_deref().unwrap_or_default()
+                    ))
+                }
+            };
+            let tools = service
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("MCP server '{name}' did not list its tools: {e}"))?;
+            Ok::<_, String>((service, tools))
+        };
+        let (service, tools) = tokio::time::timeout(deadline, start).await.map_err(|_| {
+            format!(
+                "MCP server '{name}' did not start within {} s: check its command, or raise its \"timeout\" (first runs of npx/uvx download packages)",
+                deadline.as_secs()
+            )
+        })??;
+        Ok(Connection {
+            tools,
+            peer: service.peer().clone(),
+            service: tokio::sync::Mutex::new(Some(service)),
+            call_timeout: CALL_TIMEOUT,
+        })
+    }
+
+    /// Calls `tool` with `arguments`; `Err` is a message for the model (timeout, server gone).
+    pub async fn call(&self, tool: &str, arguments: Value) -> Result<CallResult, String> {
+        let mut params = CallToolRequestParams::new(tool.to_string());
+        if let Value::Object(args) = arguments {
+            params.arguments = Some(args);
+        }
+        let result = tokio::time::timeout(self.call_timeout, self.peer.call_tool(params))
+            .await
+            .map_err(|_| {
+                format!(
+                    "The MCP tool '{tool}' did not answer within {} s.",
+                    self.call_timeout.as_secs()
+                )
+            })?
+            .map_err(|e| format!("The MCP tool '{tool}' failed: {e}"))?;
+        let content = match serde_json::to_value(&result.content) {
+            Ok(Value::Array(blocks)) => blocks,
+            _ => Vec::new(),
+        };
+        Ok(CallResult {
+            content,
+            is_error: result.is_error.unwrap_or(false),
+        })
+    }
+
+    /// Stops the server (closes its stdin, then signals it).
+    pub async fn close(&self) {
+        if let Some(service) = self.service.lock().await.take() {
+            let _ = service.cancel().await;
+        }
+    }
+}
+
+async fn start_stdio(
+    name: &str,
+    server: &McpServer,
+    working_dir: &Path,
+    secrets: &BTreeMap<String, String>,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let env = resolve(&server.env, secrets).map_err(|missing| {
+        format!(
+            "MCP server '{name}' needs the secret {missing}, which this conversation does not have: pass it by name (sandcrab run --forward-env {missing}, or the create request's secrets)"
+        )
+    })?;
+    let command = server.command.as_deref().unwrap_or_default();
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(&server.args).env_clear();
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.envs(env);
+    cmd.current_dir(match &server.cwd {
+        Some(dir) => working_dir.join(dir),
+        None => working_dir.to_path_buf(),
+    });
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("MCP server '{name}': cannot start '{command}': {e}"))?;
+    // `()` answers no sampling request and declines every elicitation: nothing waits for a
+    // person.
+    ().serve(transport)
+        .await
+        .map_err(|e| format!("MCP server '{name}' did not complete the MCP handshake: {e}"))
+}
