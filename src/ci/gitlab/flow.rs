@@ -501,31 +501,13 @@ fn merge_request_page(ctx: &GitlabContext, target: NoteTarget) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ci::gitlab::{MergeRequest, PipelineSource};
+    use crate::ci::gitlab::PipelineSource;
 
     fn job(title: Option<&str>) -> GitlabJob {
-        GitlabJob {
-            context: GitlabContext {
-                project_id: "42".into(),
-                project_path: "group/app".into(),
-                api_url: "https://gitlab.example/api/v4".into(),
-                pipeline_source: PipelineSource::MergeRequestEvent,
-                merge_request: Some(MergeRequest {
-                    iid: 7,
-                    project_id: "42".into(),
-                    source_project_id: Some("42".into()),
-                    source_branch: "feature".into(),
-                    target_branch: "main".into(),
-                }),
-                job_url: None,
-                project_dir: "/builds/group/app".into(),
-            },
-            token: None,
-            merge_request_title: title.map(String::from),
-            issue_iid: None,
-            job_token: None,
-            default_branch: None,
-        }
+        let mut job = crate::ci::gitlab::test_job(PipelineSource::MergeRequestEvent, true, None);
+        job.merge_request_title = title.map(String::from);
+        job.default_branch = None;
+        job
     }
 
     #[test]

@@ -47,31 +47,10 @@ pub fn decide(job: &GitlabJob, mode: Mode) -> Result<Plan, BadInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ci::gitlab::{GitlabContext, MergeRequest, PipelineSource};
+    use crate::ci::gitlab::PipelineSource;
 
     fn job(mr: bool, issue: Option<u64>) -> GitlabJob {
-        GitlabJob {
-            context: GitlabContext {
-                project_id: "42".into(),
-                project_path: "group/app".into(),
-                api_url: "https://gitlab.example/api/v4".into(),
-                pipeline_source: PipelineSource::Web,
-                merge_request: mr.then(|| MergeRequest {
-                    iid: 7,
-                    project_id: "42".into(),
-                    source_project_id: Some("42".into()),
-                    source_branch: "feature".into(),
-                    target_branch: "main".into(),
-                }),
-                job_url: None,
-                project_dir: "/builds/group/app".into(),
-            },
-            token: None,
-            merge_request_title: None,
-            issue_iid: issue,
-            job_token: None,
-            default_branch: Some("main".into()),
-        }
+        crate::ci::gitlab::test_job(PipelineSource::Web, mr, issue)
     }
 
     #[test]
