@@ -126,7 +126,9 @@ async fn start_stdio(
     })?;
     let command = server.command.as_deref().unwrap_or_default();
     let mut cmd = tokio::process::Command::new(command);
-    cmd.args(&server.args).env_clear();
+    // Killed when dropped: a server that misses its start-up deadline (or outlives the run)
+    // must not linger, holding the run's stderr open after sandcrab has exited.
+    cmd.args(&server.args).env_clear().kill_on_drop(true);
     for name in INHERITED {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
