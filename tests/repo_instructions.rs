@@ -1,7 +1,8 @@
 //! End to end: a repository with AGENTS.md, a nested AGENTS.md, an AgentSkills skill, a
-//! keyword skill and a hooks.json (a PreToolUse hook that refuses `rm -rf`, a Stop hook that
-//! blocks once) drives `sandcrab run` against a scripted model; the model's requests must show
-//! each of them used and the trajectory the hook events. Once with the agent in this process
+//! keyword skill, a hooks.json (a PreToolUse hook that refuses `rm -rf`, a Stop hook that
+//! blocks once) and a `.mcp.json` naming a real MCP server (`tests/fixtures/mcp`, PyPI's `mcp`)
+//! drives `sandcrab run` against a scripted model; the model's requests must show each of them
+//! used and the trajectory the hook and MCP events. Once with the agent in this process
 //! (local workspace), once in a `sandcrab serve` agent-server (remote workspace), where the
 //! runner hands the files over as data and the hooks run in the server's working dir.
 
@@ -18,7 +19,9 @@ use serde_json::Value;
 
 const STOP_HOOK: &str = r#"test -f .stop-once || { touch .stop-once; echo 'MARKER-STOP: run the tests first' >&2; exit 2; }"#;
 
-fn files() -> Vec<(&'static str, String)> {
+fn files(mcp_python: &Path) -> Vec<(&'static str, String)> {
+    let mcp = serde_json::json!({"mcpServers": {"notes": {
+        "command": mcp_python, "args": [common::mcp::notes_server(), "notes"]}}});
     let hooks = serde_json::json!({"hooks": {
         "PreToolUse": [{"matcher": "terminal", "hooks": [{"type": "command",
             "command": "if grep -q 'rm -rf'; then echo 'no rm -rf here' >&2; exit 2; fi"}]}],
@@ -37,10 +40,12 @@ fn files() -> Vec<(&'static str, String)> {
             "---\ntriggers:\n- database\n---\nMARKER-KEYWORD: use sqlx.\n".into(),
         ),
         (".openhands/hooks.json", hooks.to_string()),
+        (".mcp.json", mcp.to_string()),
     ]
 }
 
-/// The model: view the nested file, try `rm -rf`, invoke the skill, finish, finish again.
+/// The model: view the nested file, try `rm -rf`, invoke the skill, call the MCP server's
+/// `echo`, finish, finish again.
 fn script(working_dir: String) -> common::Script {
     Arc::new(move |_, body: &Value| {
         let step = tool_results(body);
@@ -53,6 +58,7 @@ fn script(working_dir: String) -> common::Script {
             ),
             1 => openai_call(1, "terminal", r#"{"command": "rm -rf build"}"#),
             2 => openai_call(2, "invoke_skill", r#"{"name": "release"}"#),
+            3 => openai_call(3, "echo", r#"{"text": "MARKER-MCP"}"#),
             n => openai_call(n, "finish", r#"{"message": "done"}"#),
         })
     })
@@ -96,7 +102,11 @@ fn text(m: &Value) -> String {
 fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     let reqs = llm.recorded();
-    assert_eq!(reqs.len(), 5, "view, rm, skill, finish (blocked), finish");
+    assert_eq!(
+        reqs.len(),
+        6,
+        "view, rm, skill, echo, finish (blocked), finish"
+    );
     let first = messages(&reqs[0].body);
     // The static prompt, then the repository context as a second, uncached system message.
     assert_eq!(first[0]["role"], "system");
@@ -126,6 +136,8 @@ fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
         .filter_map(|t| t["function"]["name"].as_str())
         .collect();
     assert!(tools.contains(&"invoke_skill"), "{tools:?}");
+    // The repository's MCP server (one server: its raw tool names) is offered and answers.
+    assert!(tools.contains(&"echo"), "{tools:?}");
     // The nested AGENTS.md arrives with the first observation under api/.
     let last = |i: usize| text(messages(&reqs[i].body).last().unwrap());
     assert!(
@@ -139,7 +151,8 @@ fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
     );
     assert_eq!(last(2), "Action rejected: no rm -rf here");
     assert!(last(3).starts_with("MARKER-SKILL-BODY"), "{}", last(3));
-    let feedback = messages(&reqs[4].body).last().unwrap();
+    assert!(last(4).contains("notes says: MARKER-MCP"), "{}", last(4));
+    let feedback = messages(&reqs[5].body).last().unwrap();
     assert_eq!(feedback["role"], "user");
     assert_eq!(
         text(feedback),
@@ -164,6 +177,18 @@ fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
         "{hooks:#?}"
     );
     assert!(hooks.iter().all(|h| h["source"] == "hook"));
+    let mcp_actions: Vec<&Value> = kinds(&events, "ActionEvent")
+        .into_iter()
+        .filter(|a| a["tool_name"] == "echo")
+        .collect();
+    assert_eq!(mcp_actions.len(), 1, "{mcp_actions:?}");
+    assert_eq!(mcp_actions[0]["action"]["kind"], "MCPToolAction");
+    assert!(
+        r.stderr
+            .contains("MCP servers from the repository's .mcp.json: notes"),
+        "{}",
+        r.stderr
+    );
     let rejected = kinds(&events, "UserRejectObservation");
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["rejection_source"], "hook");
@@ -199,7 +224,10 @@ fn check_run(r: &Run, llm: &FakeLlm, out: &Path) {
 
 #[test]
 fn a_local_run_uses_instructions_skills_and_hooks() {
-    let files = files();
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let files = files(&python);
     let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
     let repo = git_repo(&owned);
     let dir = repo.path().canonicalize().unwrap();
@@ -215,7 +243,10 @@ fn a_local_run_uses_instructions_skills_and_hooks() {
 
 #[test]
 fn a_remote_run_hands_them_to_the_agent_server_and_its_hooks_run_there() {
-    let files = files();
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let files = files(&python);
     let owned: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
     let repo = git_repo(&owned);
     // The server's copy holds other instruction files: the runner's are the ones used.
