@@ -339,6 +339,65 @@ async fn accepting_runs_the_waiting_action_and_policies_change_live() {
     assert_eq!(info["security_analyzer"], Value::Null);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_action_still_goes_through_the_pre_tool_use_hook() {
+    let llm = FakeLlm::start(calls(vec![
+        (
+            "terminal",
+            json!({"command": "touch approved", "security_risk": "MEDIUM"}),
+        ),
+        (
+            "terminal",
+            json!({"command": "touch unasked", "security_risk": "MEDIUM"}),
+        ),
+    ]));
+    let server = Server::start();
+    let mut body = create_body(
+        &llm,
+        json!({"kind": "AlwaysConfirm"}),
+        json!({"kind": "LLMSecurityAnalyzer"}),
+    );
+    body["hook_config"] = json!({"hooks": {"PreToolUse": [{"matcher": "terminal", "hooks": [
+        {"command": "if grep -q 'touch approved'; then echo 'the hook says no' >&2; exit 2; fi"}]}]}});
+    let info = json_of(
+        server
+            .post("/api/conversations")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let id = info["id"].as_str().unwrap().to_string();
+    wait_status(&server, &id, "waiting_for_confirmation").await;
+    let base = format!("/api/conversations/{id}");
+    server
+        .post_json(
+            &format!("{base}/confirmation_policy"),
+            &json!({"policy": {"kind": "NeverConfirm"}}),
+        )
+        .await;
+    server
+        .post_json(
+            &format!("{base}/events/respond_to_confirmation"),
+            &json!({"accept": true}),
+        )
+        .await;
+    wait_status(&server, &id, "finished").await;
+    // A person's yes does not skip the repository's hook: it still refuses the command.
+    assert!(!server.working_dir.join("approved").exists());
+    assert!(server.working_dir.join("unasked").exists());
+    let events = events(&server, &id).await;
+    let rejected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "UserRejectObservation")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{events:#?}");
+    assert_eq!(rejected[0]["rejection_source"], "hook");
+    assert_eq!(rejected[0]["rejection_reason"], "the hook says no");
+}
+
 /// `sandcrab run` against an agent-server (the path of every sandbox): the policy travels in
 /// the create request and the client answers the server's `waiting_for_confirmation` itself.
 fn run_remote(llm: &FakeLlm, server: &Server, out: &Path, extra: &[&str]) -> common::Run {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::security::{analysis_fields, SecurityRisk, SecuritySettings};
-use super::{observation_event, Agent, Prepared, StepError, StepOutcome};
+use super::{Agent, Prepared, StepError, StepOutcome};
 use crate::conversation::event::{ActionEvent, Event, EventBody, Source};
 use crate::conversation::log::EventLog;
 use crate::llm::ToolCall;
@@ -129,11 +129,13 @@ impl Agent {
             let event = match self.tools.iter().find(|t| t.name() == action.tool_name) {
                 None => Event::agent_error(&call.name, &call.id, "The tool is gone."),
                 Some(tool) => {
-                    if tool.name() == "finish" {
+                    // Approved is not exempt: the hooks around a tool call run as in a step.
+                    let parsed = action.action.clone().unwrap_or_default();
+                    let ran = self.call_tool(log, &call, tool, &parsed, action_id).await?;
+                    if ran && tool.name() == "finish" {
                         outcome = StepOutcome::Finished;
                     }
-                    let parsed = action.action.clone().unwrap_or_default();
-                    observation_event(&call, &tool.execute(&parsed).await, action_id)
+                    continue;
                 }
             };
             log.push(event).map_err(StepError::Store)?;
