@@ -24,6 +24,33 @@ pub struct GitError {
     pub detail: String,
 }
 
+/// The branch a resolve run pushes: `{prefix}{number}-{id}` for an issue or pull request,
+/// `{prefix}run-{id}` otherwise, `id` the first eight alphanumerics of the conversation id.
+pub fn work_branch(prefix: &str, number: Option<u64>, conversation_id: &str) -> String {
+    let short: String = conversation_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    match number {
+        Some(n) => format!("{prefix}{n}-{short}"),
+        None => format!("{prefix}run-{short}"),
+    }
+}
+
+/// The runner's commit message: the summary's first non-empty line (72 characters at most),
+/// then `sandcrab run for {reference}` (`#12`, `!7`) when the run is about one.
+pub fn commit_message(summary: Option<&str>, reference: Option<String>) -> String {
+    let first = summary
+        .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
+        .unwrap_or("changes by sandcrab");
+    let subject: String = first.trim().chars().take(72).collect();
+    match reference {
+        Some(r) => format!("{subject}\n\nsandcrab run for {r}"),
+        None => subject,
+    }
+}
+
 /// The identity of the runner's commits.
 const AUTHOR: (&str, &str) = (
     "github-actions[bot]",

@@ -98,17 +98,11 @@ pub async fn publish(
 }
 
 fn commit_message(plan: &Plan, outcome: &RunOutcome) -> String {
-    let first = outcome
-        .result
-        .summary
-        .as_deref()
-        .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
-        .unwrap_or("changes by sandcrab");
-    let subject: String = first.trim().chars().take(72).collect();
-    match plan.target {
-        Target::Issue(n) | Target::PullRequest(n) => format!("{subject}\n\nsandcrab run for #{n}"),
-        Target::Repository => subject,
-    }
+    let reference = match plan.target {
+        Target::Issue(n) | Target::PullRequest(n) => Some(format!("#{n}")),
+        Target::Repository => None,
+    };
+    super::checkout::commit_message(outcome.result.summary.as_deref(), reference)
 }
 
 async fn push_to_pr(
@@ -153,19 +147,15 @@ async fn open_pr(ctx: &Context<'_>, plan: &Plan, outcome: &RunOutcome, out: &mut
     let Some(base) = outcome.base.as_deref() else {
         return out.fail("cannot commit: the workspace is not a git repository".into());
     };
-    let short: String = outcome
-        .result
-        .conversation_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(8)
-        .collect();
-    let branch = match plan.target {
-        Target::Issue(n) | Target::PullRequest(n) => {
-            format!("{}{n}-{short}", ctx.settings.branch_prefix)
-        }
-        Target::Repository => format!("{}run-{short}", ctx.settings.branch_prefix),
+    let number = match plan.target {
+        Target::Issue(n) | Target::PullRequest(n) => Some(n),
+        Target::Repository => None,
     };
+    let branch = super::checkout::work_branch(
+        &ctx.settings.branch_prefix,
+        number,
+        &outcome.result.conversation_id,
+    );
     if !ctx.checkout.valid_branch(&branch).await {
         return out.fail(format!(
             "'{branch}' is not a valid branch name: check branch-prefix"

@@ -102,18 +102,12 @@ async fn resolve(ctx: &Context<'_>, plan: &Plan, outcome: &RunOutcome, out: &mut
 }
 
 fn commit_message(plan: &Plan, outcome: &RunOutcome) -> String {
-    let first = outcome
-        .result
-        .summary
-        .as_deref()
-        .and_then(|s| s.lines().find(|l| !l.trim().is_empty()))
-        .unwrap_or("changes by sandcrab");
-    let subject: String = first.trim().chars().take(72).collect();
-    match plan.target {
-        Target::Issue(n) => format!("{subject}\n\nsandcrab run for #{n}"),
-        Target::MergeRequest(n) => format!("{subject}\n\nsandcrab run for !{n}"),
-        Target::Project => subject,
-    }
+    let reference = match plan.target {
+        Target::Issue(n) => Some(format!("#{n}")),
+        Target::MergeRequest(n) => Some(format!("!{n}")),
+        Target::Project => None,
+    };
+    crate::ci::github::checkout::commit_message(outcome.result.summary.as_deref(), reference)
 }
 
 async fn push_to_merge_request(
@@ -166,17 +160,15 @@ async fn open_merge_request(
     let Some(target_branch) = ctx.job.default_branch.clone() else {
         return out.fail("cannot open a merge request: CI_DEFAULT_BRANCH is not set; run sandcrab as a GitLab CI job, which sets it".into());
     };
-    let short: String = outcome
-        .result
-        .conversation_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(8)
-        .collect();
-    let branch = match plan.target {
-        Target::Issue(n) => format!("{}{n}-{short}", ctx.settings.branch_prefix),
-        _ => format!("{}run-{short}", ctx.settings.branch_prefix),
+    let number = match plan.target {
+        Target::Issue(n) => Some(n),
+        _ => None,
     };
+    let branch = crate::ci::github::checkout::work_branch(
+        &ctx.settings.branch_prefix,
+        number,
+        &outcome.result.conversation_id,
+    );
     if !checkout.valid_branch(&branch).await {
         return out.fail(format!(
             "'{branch}' is not a valid branch name: check branch-prefix"
