@@ -9,10 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::action_env::{action_run, write_event};
-use common::checkout::{actions_checkout, Options, Ref};
-use common::strict_github::{self, App, StrictGithub, DEFAULT_BRANCH};
-use common::{git, run, Run};
+use common::action_env::{action_run, default_branch_checkout, one_commit_bare, write_event};
+use common::strict_github::{self, App, StrictGithub};
+use common::{run, Run};
 use serde_json::Value;
 
 const APP_ID: &str = "424242";
@@ -75,11 +74,7 @@ impl Job {
         let key = make_key(tmp.path());
         let lines = key_lines(&key);
         let secrets: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let work = common::git_repo(&[("README.md", "hello\n")]);
-        git(work.path(), &["branch", "-m", DEFAULT_BRANCH]);
-        let bare = tempfile::tempdir().unwrap();
-        let source = work.path().to_str().unwrap();
-        git(bare.path(), &["clone", "-q", "--bare", source, "."]);
+        let bare = one_commit_bare();
         let app = App {
             id: APP_ID,
             public_key_pem: &key.public_path,
@@ -90,14 +85,7 @@ impl Job {
             secrets: &secrets,
         };
         let gh = StrictGithub::start_with_app(bare.path(), &["Codertocat=write"], &app)?;
-        let checkout = tempfile::tempdir().unwrap();
-        let opts = Options {
-            what: Ref::Default(DEFAULT_BRANCH),
-            depth: 1,
-            persist_credentials: true,
-        };
-        let (server, remote) = (gh.server_url(), gh.clone_url());
-        actions_checkout(checkout.path(), &server, &remote, JOB_TOKEN, opts);
+        let checkout = default_branch_checkout(&gh, JOB_TOKEN, true);
         Some(Job {
             gh,
             checkout,

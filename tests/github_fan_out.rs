@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::action_env::{action_run, write_event};
-use common::checkout::{actions_checkout, Options, Ref};
-use common::strict_github::{StrictGithub, DEFAULT_BRANCH, TOKEN};
-use common::{git, run, Run};
+use common::action_env::{action_run, default_branch_checkout, one_commit_bare, write_event};
+use common::strict_github::{StrictGithub, TOKEN};
+use common::{run, Run};
 
 struct Job {
     gh: StrictGithub,
@@ -18,26 +17,10 @@ struct Job {
 
 impl Job {
     fn start() -> Option<Job> {
-        let work = common::git_repo(&[("README.md", "hello\n")]);
-        git(work.path(), &["branch", "-m", DEFAULT_BRANCH]);
-        let bare = tempfile::tempdir().unwrap();
-        let source = work.path().to_str().unwrap();
-        git(bare.path(), &["clone", "-q", "--bare", source, "."]);
+        let bare = one_commit_bare();
         // The fixture's sender (who dispatched the workflow) has write access.
         let gh = StrictGithub::start(bare.path(), &["Codertocat=write"])?;
-        let checkout = tempfile::tempdir().unwrap();
-        let opts = Options {
-            what: Ref::Default(DEFAULT_BRANCH),
-            depth: 1,
-            persist_credentials: false,
-        };
-        actions_checkout(
-            checkout.path(),
-            &gh.server_url(),
-            &gh.clone_url(),
-            TOKEN,
-            opts,
-        );
+        let checkout = default_branch_checkout(&gh, TOKEN, false);
         Some(Job {
             gh,
             checkout,

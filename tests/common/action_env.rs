@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::strict_github::{StrictGithub, LLM_KEY, REPO};
+use super::checkout::{actions_checkout, Options, Ref};
+use super::strict_github::{StrictGithub, DEFAULT_BRANCH, LLM_KEY, REPO};
 
 /// The command for one run: `event.json`, `script.yaml`, `output` and `summary` live in `tmp`.
 pub fn action_run(
@@ -62,4 +63,37 @@ pub fn write_event(
     let mut event: serde_json::Value = serde_json::from_str(&text).unwrap();
     edit(&mut event);
     std::fs::write(tmp.join("event.json"), event.to_string()).unwrap();
+}
+
+/// The bare repository the fake serves: one commit (`README.md`) on the default branch.
+pub fn one_commit_bare() -> tempfile::TempDir {
+    let work = super::git_repo(&[("README.md", "hello\n")]);
+    super::git(work.path(), &["branch", "-m", DEFAULT_BRANCH]);
+    let bare = tempfile::tempdir().unwrap();
+    let source = work.path().to_str().unwrap();
+    super::git(bare.path(), &["clone", "-q", "--bare", source, "."]);
+    bare
+}
+
+/// What actions/checkout leaves for an event on the default branch (depth 1), fetched with
+/// `token`.
+pub fn default_branch_checkout(
+    gh: &StrictGithub,
+    token: &str,
+    persist_credentials: bool,
+) -> tempfile::TempDir {
+    let checkout = tempfile::tempdir().unwrap();
+    let opts = Options {
+        what: Ref::Default(DEFAULT_BRANCH),
+        depth: 1,
+        persist_credentials,
+    };
+    actions_checkout(
+        checkout.path(),
+        &gh.server_url(),
+        &gh.clone_url(),
+        token,
+        opts,
+    );
+    checkout
 }
