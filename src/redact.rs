@@ -89,6 +89,8 @@ pub struct Redactor {
     secrets: Vec<String>,
     /// Every form looked for: the secrets and their encodings, longest first.
     needles: Vec<String>,
+    /// The needles base64 line-wrapping can split (base64 alphabet, long enough to look for).
+    wrappable: Vec<String>,
 }
 
 impl Redactor {
@@ -103,7 +105,16 @@ impl Redactor {
         // Longest first, so a secret containing another is hidden whole.
         needles.sort_by_key(|s| std::cmp::Reverse(s.len()));
         needles.dedup();
-        Redactor { secrets, needles }
+        let wrappable = needles
+            .iter()
+            .filter(|n| n.len() >= MIN_ENCODED_LEN && n.bytes().all(base64ish))
+            .cloned()
+            .collect();
+        Redactor {
+            secrets,
+            needles,
+            wrappable,
+        }
     }
 
     /// Adds secrets (short ones are ignored, as in `new`).
@@ -143,10 +154,9 @@ impl Redactor {
     /// it covers (breaks included). Sorted, not overlapping.
     fn wrapped_spans(&self, text: &str) -> Vec<(usize, usize)> {
         let bytes = text.as_bytes();
-        if !bytes.contains(&b'\n') {
+        if self.wrappable.is_empty() || !bytes.contains(&b'\n') {
             return Vec::new();
         }
-        let base64ish = |b: u8| b.is_ascii_alphanumeric() || b"+/-_=".contains(&b);
         let mut joined = Vec::with_capacity(bytes.len());
         let mut origin = Vec::with_capacity(bytes.len());
         let mut i = 0;
@@ -169,10 +179,7 @@ impl Redactor {
             return Vec::new();
         }
         let mut spans = Vec::new();
-        for needle in self.needles.iter().map(String::as_bytes) {
-            if needle.len() < MIN_ENCODED_LEN || !needle.iter().all(|b| base64ish(*b)) {
-                continue;
-            }
+        for needle in self.wrappable.iter().map(String::as_bytes) {
             let mut from = 0;
             while let Some(at) = find(&joined[from..], needle) {
                 let (start, last) = (from + at, from + at + needle.len() - 1);
@@ -221,6 +228,11 @@ impl Redactor {
             _ => false,
         }
     }
+}
+
+/// A character of base64 (either alphabet) or its padding.
+fn base64ish(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+/-_=".contains(&b)
 }
 
 /// Where `needle` first occurs in `haystack`.
