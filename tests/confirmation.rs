@@ -455,9 +455,11 @@ fn peer_spec() -> Option<Value> {
         .join("../shared/peer/openhands-agent-server-1.58.2.openapi.json");
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(serde_json::from_str(&text).unwrap()),
-        Err(_) if std::env::var_os("CI").is_some() => panic!("CI has ../shared beside the clone"),
         Err(_) => {
-            eprintln!("SKIPPED: {} not found", path.display());
+            common::skip(&format!(
+                "{} not found (../shared beside the clone)",
+                path.display()
+            ));
             None
         }
     }

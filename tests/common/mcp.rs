@@ -18,10 +18,7 @@ pub fn python() -> Option<PathBuf> {
         return Some(PathBuf::from(python));
     }
     let why = format!("no Python with the `mcp` package at {python} (set SANDCRAB_MCP_PYTHON)");
-    if std::env::var_os("CI").is_some() {
-        panic!("the MCP test server is needed under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    super::skip(&format!("the MCP test server: {why}"));
     None
 }
 
