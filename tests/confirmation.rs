@@ -207,6 +207,40 @@ async fn wait_status(server: &Server, id: &str, want: &str) -> Value {
     }
 }
 
+/// Creates the conversation of `body` and waits until its first action waits for a yes:
+/// the create answer and the conversation's id.
+async fn start_waiting(server: &Server, body: &Value) -> (Value, String) {
+    let info = json_of(
+        server
+            .post("/api/conversations")
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let id = info["id"].as_str().unwrap().to_string();
+    wait_status(server, &id, "waiting_for_confirmation").await;
+    (info, id)
+}
+
+/// From now on nothing waits (NeverConfirm), and the waiting action is approved.
+async fn approve_and_stop_asking(server: &Server, base: &str) {
+    server
+        .post_json(
+            &format!("{base}/confirmation_policy"),
+            &json!({"policy": {"kind": "NeverConfirm"}}),
+        )
+        .await;
+    server
+        .post_json(
+            &format!("{base}/events/respond_to_confirmation"),
+            &json!({"accept": true}),
+        )
+        .await;
+}
+
 async fn events(server: &Server, id: &str) -> Vec<Value> {
     let page = server
         .get_json(&format!("/api/conversations/{id}/events/search?limit=100"))
@@ -220,23 +254,12 @@ async fn the_server_waits_for_confirmation_and_a_rejection_reaches_the_model() {
     let server = Server::start();
     let risky = json!({"kind": "ConfirmRisky", "threshold": "HIGH", "confirm_unknown": true});
     let body = create_body(&llm, risky.clone(), json!({"kind": "LLMSecurityAnalyzer"}));
-    let info = json_of(
-        server
-            .post("/api/conversations")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let (info, id) = start_waiting(&server, &body).await;
     assert_eq!(info["confirmation_policy"], risky);
     assert_eq!(
         info["security_analyzer"],
         json!({"kind": "LLMSecurityAnalyzer"})
     );
-    let id = info["id"].as_str().unwrap().to_string();
-    wait_status(&server, &id, "waiting_for_confirmation").await;
     assert!(!server.working_dir.join("pwned").exists());
     let seen = events(&server, &id).await;
     assert_eq!(kinds(&seen, "SecurityAnalysisEvent").len(), 1);
@@ -283,33 +306,10 @@ async fn accepting_runs_the_waiting_action_and_policies_change_live() {
         json!({"kind": "AlwaysConfirm"}),
         json!({"kind": "LLMSecurityAnalyzer"}),
     );
-    let info = json_of(
-        server
-            .post("/api/conversations")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let id = info["id"].as_str().unwrap().to_string();
-    wait_status(&server, &id, "waiting_for_confirmation").await;
+    let (_, id) = start_waiting(&server, &body).await;
     assert!(!server.working_dir.join("approved").exists());
-    // From now on nothing waits; this answer approves the waiting action.
     let base = format!("/api/conversations/{id}");
-    server
-        .post_json(
-            &format!("{base}/confirmation_policy"),
-            &json!({"policy": {"kind": "NeverConfirm"}}),
-        )
-        .await;
-    server
-        .post_json(
-            &format!("{base}/events/respond_to_confirmation"),
-            &json!({"accept": true}),
-        )
-        .await;
+    approve_and_stop_asking(&server, &base).await;
     let info = wait_status(&server, &id, "finished").await;
     assert!(server.working_dir.join("approved").exists());
     assert!(server.working_dir.join("unasked").exists());
@@ -359,31 +359,9 @@ async fn an_approved_action_still_goes_through_the_pre_tool_use_hook() {
     );
     body["hook_config"] = json!({"hooks": {"PreToolUse": [{"matcher": "terminal", "hooks": [
         {"command": "if grep -q 'touch approved'; then echo 'the hook says no' >&2; exit 2; fi"}]}]}});
-    let info = json_of(
-        server
-            .post("/api/conversations")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let id = info["id"].as_str().unwrap().to_string();
-    wait_status(&server, &id, "waiting_for_confirmation").await;
+    let (_, id) = start_waiting(&server, &body).await;
     let base = format!("/api/conversations/{id}");
-    server
-        .post_json(
-            &format!("{base}/confirmation_policy"),
-            &json!({"policy": {"kind": "NeverConfirm"}}),
-        )
-        .await;
-    server
-        .post_json(
-            &format!("{base}/events/respond_to_confirmation"),
-            &json!({"accept": true}),
-        )
-        .await;
+    approve_and_stop_asking(&server, &base).await;
     wait_status(&server, &id, "finished").await;
     // A person's yes does not skip the repository's hook: it still refuses the command.
     assert!(!server.working_dir.join("approved").exists());
@@ -502,18 +480,7 @@ async fn the_confirmation_routes_and_events_match_the_peers_openapi_spec() {
     let server = Server::start();
     let risky = json!({"kind": "ConfirmRisky"});
     let body = create_body(&llm, risky, json!({"kind": "PolicyRailSecurityAnalyzer"}));
-    let info = json_of(
-        server
-            .post("/api/conversations")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let id = info["id"].as_str().unwrap().to_string();
-    wait_status(&server, &id, "waiting_for_confirmation").await;
+    let (_, id) = start_waiting(&server, &body).await;
     // The spec's minimal body: `accept` only; the reason is the spec's default.
     let path = format!("/api/conversations/{id}/events/respond_to_confirmation");
     let done = server.post_json(&path, &json!({"accept": false})).await;
