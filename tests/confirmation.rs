@@ -44,25 +44,9 @@ fn risky_then_safe() -> common::Script {
 }
 
 fn run_local(llm: &FakeLlm, repo: &Path, out: &Path, extra: &[&str]) -> common::Run {
-    run(sandcrab()
-        .args([
-            "run",
-            "--workspace",
-            "local",
-            "--model",
-            "openai/test-model",
-        ])
-        .args([
-            "--llm-base-url",
-            &llm.openai_url(),
-            "--llm-api-key",
-            "sk-confirm-0000",
-        ])
+    run(common::run_against(llm, repo, out)
+        .args(["--workspace", "local", "--llm-api-key", "sk-confirm-0000"])
         .args(["--prompt", "install the tool"])
-        .arg("--repo-dir")
-        .arg(repo)
-        .arg("--out")
-        .arg(out)
         .args(extra))
 }
 

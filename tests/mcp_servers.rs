@@ -8,8 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{
-    git_repo, kinds, openai_call, result_json, run, sandcrab, tool_results, trajectory, FakeLlm,
-    Reply,
+    git_repo, kinds, openai_call, result_json, run, tool_results, trajectory, FakeLlm, Reply,
 };
 use serde_json::{json, Value};
 
@@ -25,25 +24,9 @@ fn calls(calls: Vec<(&'static str, Value)>) -> common::Script {
 }
 
 fn run_with_mcp(llm: &FakeLlm, repo: &Path, out: &Path, config: &Value) -> common::Run {
-    run(sandcrab()
-        .args([
-            "run",
-            "--workspace",
-            "local",
-            "--model",
-            "openai/test-model",
-        ])
-        .args([
-            "--llm-base-url",
-            &llm.openai_url(),
-            "--llm-api-key",
-            "sk-mcp-test-0000",
-        ])
+    run(common::run_against(llm, repo, out)
+        .args(["--workspace", "local", "--llm-api-key", "sk-mcp-test-0000"])
         .args(["--prompt", "use the notes server"])
-        .arg("--repo-dir")
-        .arg(repo)
-        .arg("--out")
-        .arg(out)
         .args(["--mcp-config", &config.to_string()])
         .env("LLM_API_KEY", "sk-mcp-test-0000")
         .env("MY_NOTES_TOKEN", "tok-forwarded-by-name-42"))
@@ -84,30 +67,14 @@ fn a_run_offers_the_mcp_tools_uses_them_and_records_mcp_events() {
     let config = json!({"mcpServers": {"notes": {
         "type": "stdio", "command": python, "args": [common::mcp::notes_server(), "notes"],
         "env": {"NOTES_TOKEN": "${MY_NOTES_TOKEN}"}, "alwaysAllow": ["echo"]}}});
-    let r = run(sandcrab()
-        .args([
-            "run",
-            "--workspace",
-            "local",
-            "--model",
-            "openai/test-model",
-        ])
-        .args([
-            "--llm-base-url",
-            &llm.openai_url(),
-            "--llm-api-key",
-            "sk-mcp-test-0000",
-        ])
+    let r = run(common::run_against(&llm, repo.path(), out.path())
+        .args(["--workspace", "local", "--llm-api-key", "sk-mcp-test-0000"])
         .args([
             "--prompt",
             "use the notes server",
             "--forward-env",
             "MY_NOTES_TOKEN",
         ])
-        .arg("--repo-dir")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out.path())
         .args(["--mcp-config", &config.to_string()])
         .env("LLM_API_KEY", "sk-mcp-test-0000")
         .env("MY_NOTES_TOKEN", "tok-forwarded-by-name-42"));

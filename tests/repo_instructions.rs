@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{
-    git, git_repo, kinds, openai_call, result_json, run, sandcrab, tool_results, trajectory,
-    FakeLlm, Reply, Run,
+    git, git_repo, kinds, openai_call, result_json, run, tool_results, trajectory, FakeLlm, Reply,
+    Run,
 };
 use serde_json::Value;
 
@@ -65,24 +65,8 @@ fn script(working_dir: String) -> common::Script {
 }
 
 fn sandcrab_run(llm: &FakeLlm, repo: &Path, out: &Path, extra: &[&str]) -> Run {
-    run(sandcrab()
-        .args([
-            "run",
-            "--model",
-            "openai/scripted",
-            "--llm-base-url",
-            &llm.openai_url(),
-        ])
-        .args([
-            "--prompt",
-            "Fix the database layer",
-            "--llm-retry-min-wait",
-            "0.01",
-        ])
-        .arg("--repo-dir")
-        .arg(repo)
-        .arg("--out")
-        .arg(out)
+    run(common::run_against(llm, repo, out)
+        .args(["--prompt", "Fix the database layer"])
         .args(extra))
 }
 

@@ -79,22 +79,8 @@ fn scripted_yaml_model_runs_on_a_repo_dir() {
 }
 
 fn run_openai(llm: &FakeLlm, repo: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Run {
-    run(sandcrab()
-        .args([
-            "run",
-            "--model",
-            "openai/scripted",
-            "--llm-base-url",
-            &llm.openai_url(),
-            "--prompt",
-            "do it",
-            "--llm-retry-min-wait",
-            "0.01",
-        ])
-        .arg("--repo-dir")
-        .arg(repo)
-        .arg("--out")
-        .arg(out)
+    run(common::run_against(llm, repo, out)
+        .args(["--prompt", "do it"])
         .args(extra))
 }
 

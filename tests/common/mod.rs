@@ -31,6 +31,19 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+/// `sandcrab run` on `repo` against the scripted model `llm` (OpenAI-compatible), outputs in
+/// `out`, retries without waiting; the caller adds the prompt, the key and its own flags.
+pub fn run_against(llm: &FakeLlm, repo: &Path, out: &Path) -> Command {
+    let mut cmd = sandcrab();
+    cmd.args(["run", "--model", "openai/scripted", "--llm-base-url"])
+        .arg(llm.openai_url())
+        .args(["--llm-retry-min-wait", "0.01", "--repo-dir"])
+        .arg(repo)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 /// A test that cannot have what it needs (Docker, root, `../shared`, a venv) says so and
 /// returns, never passing silently: under `CI` it fails instead (CI must have everything), and
 /// elsewhere it prints `SKIPPED: <test>: <why>` and appends that line to
