@@ -50,7 +50,7 @@ fn main() {
         println!("action image: SKIPPED (no Docker engine)");
         return;
     }
-    build(&binary);
+    docker::build_action_image(&binary, TAG);
     sizes();
     for workspace in ["local", "docker"] {
         let mut times = Vec::new();
@@ -66,31 +66,6 @@ fn main() {
         );
     }
     let _ = docker::docker(&["rmi", "-f", TAG]);
-}
-
-fn build(binary: &Path) {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(ctx.path().join("prebuilt/amd64")).unwrap();
-    std::fs::copy(binary, ctx.path().join("prebuilt/amd64/sandcrab")).unwrap();
-    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
-    let builder = format!("BUILDER_IMAGE={}", docker::busybox_image());
-    let runtime = format!("RUNTIME_IMAGE={}", docker::git_image());
-    docker::docker(&[
-        "build",
-        "-q",
-        "-f",
-        dockerfile.to_str().unwrap(),
-        "--build-arg",
-        &builder,
-        "--build-arg",
-        &runtime,
-        "--build-arg",
-        "TARGETARCH=amd64",
-        "-t",
-        TAG,
-        ctx.path().to_str().unwrap(),
-    ])
-    .expect("the action's Dockerfile builds");
 }
 
 fn sizes() {

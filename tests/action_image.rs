@@ -36,30 +36,7 @@ impl ActionImage {
     /// busybox test image as the build stage and the git test image as the runtime base.
     fn build(test: &str) -> Self {
         let tag = format!("sandcrab-test-action:wtb-{test}-{}", std::process::id());
-        let ctx = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(ctx.path().join("prebuilt/amd64")).unwrap();
-        std::fs::copy(static_binary(), ctx.path().join("prebuilt/amd64/sandcrab")).unwrap();
-        let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
-        let builder = format!("BUILDER_IMAGE={}", common::docker::busybox_image());
-        let runtime = format!("RUNTIME_IMAGE={}", git_image());
-        let built = docker(&[
-            "build",
-            "-q",
-            "-f",
-            dockerfile.to_str().unwrap(),
-            "--build-arg",
-            &builder,
-            "--build-arg",
-            &runtime,
-            "--build-arg",
-            "TARGETARCH=amd64",
-            "--label",
-            "sandcrab.test=image",
-            "-t",
-            &tag,
-            ctx.path().to_str().unwrap(),
-        ]);
-        built.expect("the action's Dockerfile builds");
+        common::docker::build_action_image(&static_binary(), &tag);
         ActionImage { tag }
     }
 }

@@ -187,3 +187,34 @@ pub fn options(image: &str) -> DockerOptions {
         .push((TEST_LABEL.into(), "docker_workspace".into()));
     opts
 }
+
+/// ./Dockerfile built as the release builds it, from images made here (nothing is pulled):
+/// `binary` as `prebuilt/amd64/sandcrab` with `TARGETARCH=amd64`, the busybox image as the
+/// build stage, the git image as the runtime base; labelled `sandcrab.test=image`.
+pub fn build_action_image(binary: &Path, tag: &str) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ctx.path().join("prebuilt/amd64")).unwrap();
+    std::fs::copy(binary, ctx.path().join("prebuilt/amd64/sandcrab")).unwrap();
+    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
+    let builder = format!("BUILDER_IMAGE={}", busybox_image());
+    let runtime = format!("RUNTIME_IMAGE={}", git_image());
+    let label = format!("{TEST_LABEL}=image");
+    docker(&[
+        "build",
+        "-q",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "--build-arg",
+        &builder,
+        "--build-arg",
+        &runtime,
+        "--build-arg",
+        "TARGETARCH=amd64",
+        "--label",
+        &label,
+        "-t",
+        tag,
+        ctx.path().to_str().unwrap(),
+    ])
+    .expect("the action's Dockerfile builds");
+}
