@@ -17,9 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use sandcrab::conversation::event::Event;
 use sandcrab::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
 use sandcrab::conversation::{Conversation, RunEnd};
+use sandcrab::protocol::event::Event;
 use sandcrab::workspace::RemoteWorkspace;
 
 const CONVERSATIONS: usize = 20;

@@ -1,6 +1,6 @@
 //! Stopping at any moment: one process-wide cancellation token that SIGINT/SIGTERM cancel from
-//! the start of `main`, one cleanup of everything this process created ([`cleanup_all`]: the
-//! Docker registry and the release registry), the stop of a run ([`RunStop`]: a signal, the
+//! the start of `main`, the call to the one cleanup of everything this process created
+//! (`workspace::release::cleanup_all`), the stop of a run ([`RunStop`]: a signal, the
 //! time limit, or any caller's reason, such as a budget), and named setup stages a test can
 //! hold a run at ([`stage`]).
 //!
@@ -16,15 +16,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ExitCode;
-use crate::workspace::{docker, release};
 
 /// How long a stopped run's current step may take to end before it is cut off.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long a cleanup waits for creations in flight (a container create, a sandbox POST).
-const CREATION_WAIT: Duration = Duration::from_secs(15);
 
 static TOKEN: OnceLock<CancellationToken> = OnceLock::new();
-static CLEANUP: Mutex<()> = Mutex::new(());
 static HOLD_AT: OnceLock<String> = OnceLock::new();
 
 /// The process's cancellation token (cancelled by the first SIGINT/SIGTERM).
@@ -33,8 +29,9 @@ pub fn token() -> CancellationToken {
 }
 
 /// Watches SIGINT and SIGTERM from now on (call it first thing in the runtime): the first
-/// cancels [`token`], the second removes every registered resource and exits 130.
-pub fn watch_signals() -> std::io::Result<()> {
+/// cancels [`token`], the second runs `cleanup` (the removal of every registered resource:
+/// `workspace::release::cleanup_all`) and exits 130.
+pub fn watch_signals(cleanup: fn()) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -44,34 +41,23 @@ pub fn watch_signals() -> std::io::Result<()> {
         token().cancel();
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         eprintln!("sandcrab: interrupted again; removing sandboxes and exiting now");
-        let _ = tokio::task::spawn_blocking(cleanup_all).await;
+        let _ = tokio::task::spawn_blocking(cleanup).await;
         std::process::exit(ExitCode::Interrupted as i32);
     });
     Ok(())
 }
 
-/// Removes everything this process registered (containers and networks, Cloud sandboxes,
-/// runtimes, Apptainer processes, local shells), after the creations in flight end; blocks.
-/// A second caller waits for the first, then removes what is left.
-pub fn cleanup_all() {
-    let _one_at_a_time = CLEANUP.lock().unwrap_or_else(|p| p.into_inner());
-    if !release::wait_for_creations(CREATION_WAIT) {
-        eprintln!("sandcrab: warning: a sandbox creation did not end in time; it may be left");
-    }
-    docker::cleanup::remove_all_blocking();
-    release::release_all_blocking();
-}
-
-/// Runs `setup` unless `stop` comes first; then every resource created so far is removed
-/// and the error says why the run stopped.
+/// Runs `setup` unless `stop` comes first; then `cleanup` removes every resource created so
+/// far and the error says why the run stopped.
 pub async fn unless_stopped<T>(
     stop: &RunStop,
+    cleanup: fn(),
     setup: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     tokio::select! {
         biased;
         _ = stop.requested() => {
-            let _ = tokio::task::spawn_blocking(cleanup_all).await;
+            let _ = tokio::task::spawn_blocking(cleanup).await;
             Err(crate::error::Interrupted(stop.reason().unwrap_or_default()).into())
         }
         done = setup => done,

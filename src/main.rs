@@ -83,7 +83,8 @@ fn run(mut args: RunArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
     let empty = clap::ArgMatches::default();
     let matches = matches.unwrap_or(&empty);
     let work = async move {
-        sandcrab::cancel::watch_signals().context("cannot watch SIGINT/SIGTERM")?;
+        sandcrab::cancel::watch_signals(sandcrab::workspace::release::cleanup_all)
+            .context("cannot watch SIGINT/SIGTERM")?;
         sandcrab::cancel::hold_at(config::test_hold_at());
         let ci = CiConfig::resolve(&mut args, matches)?;
         sandcrab::ci::run(args, ci).await

@@ -20,9 +20,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use sandcrab::conversation::event::{EventBody, Source};
 use sandcrab::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
 use sandcrab::conversation::{Conversation, RunEnd};
+use sandcrab::protocol::event::{EventBody, Source};
 use sandcrab::workspace::{ExecRequest, GitChangeStatus, OutputChunk, RemoteWorkspace, Workspace};
 
 const CID: &str = "11111111-2222-3333-4444-555555555555";

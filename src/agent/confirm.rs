@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::security::{analysis_fields, SecurityRisk, SecuritySettings};
 use super::{Agent, Prepared, StepError, StepOutcome};
-use crate::conversation::event::{ActionEvent, Event, EventBody, Source};
-use crate::conversation::log::EventLog;
+use crate::event_log::EventLog;
 use crate::llm::ToolCall;
+use crate::protocol::event::{ActionEvent, Event, EventBody, Source};
 
 /// Takes `security_risk` off the model's arguments: its label when an analyser reads it, else
 /// ignored (OpenHands tolerates it without an analyser). A label that is not a risk is a

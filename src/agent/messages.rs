@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use crate::conversation::event::{text_of, ActionEvent, Event, EventBody, Source};
 use crate::llm::{ChatMessage, Role, ToolCall};
+use crate::protocol::event::{text_of, ActionEvent, Event, EventBody, Source};
 
 /// The chat history for the next completion.
 pub fn to_chat_messages<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<ChatMessage> {
@@ -151,7 +151,7 @@ fn push_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::{MessageToolCall, TextContent};
+    use crate::protocol::event::{MessageToolCall, TextContent};
     use serde_json::json;
 
     fn action(call_id: &str, response: &str, thought: &str) -> Event {

@@ -6,6 +6,7 @@ mod confirm;
 pub mod hooks;
 pub mod messages;
 pub mod prompt;
+pub mod repo_context;
 pub mod security;
 pub mod skills;
 pub mod stuck;
@@ -17,13 +18,11 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::conversation::event::{
-    ActionEvent, Event, EventBody, MessageToolCall, Source, TextContent,
-};
-use crate::conversation::log::EventLog;
+use crate::event_log::EventLog;
 use crate::llm::context_window::is_context_window_error;
-use crate::llm::metrics::{ConversationStats, Prices};
 use crate::llm::{ChatRequest, ChatResponse, LlmClient, LlmError, ToolCall, ToolSpec};
+use crate::protocol::event::{ActionEvent, Event, EventBody, MessageToolCall, Source, TextContent};
+use crate::protocol::metrics::{ConversationStats, Prices};
 use condenser::view::View;
 use condenser::Condenser;
 pub use confirm::pending_actions;

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::conversation::event::{text_of, Event, EventBody, Source};
+use crate::protocol::event::{text_of, Event, EventBody, Source};
 
 /// How many repetitions make each pattern.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +151,7 @@ fn canonical(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::test_terminal_action;
+    use crate::protocol::event::test_terminal_action;
     use serde_json::json;
 
     fn act(id: &str, cmd: &str) -> Event {

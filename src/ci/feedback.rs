@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::conversation::event::{Event, EventBody};
-use crate::conversation::log::Listener;
+use crate::event_log::Listener;
+use crate::protocol::event::{Event, EventBody};
 
 use super::render::{self, Progress};
 

@@ -1,12 +1,89 @@
 //! GitLab CI settings from the job's predefined variables (`CI_*`) and the notes token. The
 //! functions take a lookup (`std::env::var` in the binary, a map in tests) and return plain
-//! values: the [`GitlabContext`], the token, and the [`GitlabJob`] that `sandcrab run` takes.
+//! values: the [`GitlabContext`] (where the job runs: the project, the API, the merge request
+//! of a merge request pipeline, the pipeline source, the job's URL and the checkout), the
+//! token, and the [`GitlabJob`] that `sandcrab run` takes.
 
 use std::path::PathBuf;
 
-use crate::ci::gitlab::{GitlabContext, MergeRequest, PipelineSource};
 use crate::config::RunArgs;
 use crate::error::BadInput;
+
+/// What started the pipeline (`CI_PIPELINE_SOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineSource {
+    /// `merge_request_event`: a merge request pipeline (the `CI_MERGE_REQUEST_*` variables are set).
+    MergeRequestEvent,
+    Push,
+    Web,
+    Schedule,
+    /// `trigger` (a trigger token), the usual route of a webhook that reacts to a mention.
+    Trigger,
+    Api,
+    /// Any other value (`pipeline`, `parent_pipeline`, `chat`...), kept as given.
+    Other(String),
+}
+
+impl PipelineSource {
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "merge_request_event" => PipelineSource::MergeRequestEvent,
+            "push" => PipelineSource::Push,
+            "web" => PipelineSource::Web,
+            "schedule" => PipelineSource::Schedule,
+            "trigger" => PipelineSource::Trigger,
+            "api" => PipelineSource::Api,
+            other => PipelineSource::Other(other.to_string()),
+        }
+    }
+}
+
+/// The merge request of a merge request pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequest {
+    /// The merge request's number in its project (`CI_MERGE_REQUEST_IID`).
+    pub iid: u64,
+    /// The project the merge request belongs to (`CI_MERGE_REQUEST_PROJECT_ID`): the target
+    /// project, which differs from the job's for a merge request from a fork.
+    pub project_id: String,
+    /// `CI_MERGE_REQUEST_SOURCE_PROJECT_ID`: the project the source branch lives in (a fork's
+    /// for a merge request from a fork; then nothing is ever pushed).
+    pub source_project_id: Option<String>,
+    pub source_branch: String,
+    pub target_branch: String,
+}
+
+impl MergeRequest {
+    /// Whether the source branch lives in the merge request's own project (an unknown source
+    /// project counts as a fork: no push).
+    pub fn same_project(&self) -> bool {
+        self.source_project_id.as_deref() == Some(self.project_id.as_str())
+    }
+}
+
+/// One GitLab CI job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitlabContext {
+    /// `CI_PROJECT_ID` (numeric).
+    pub project_id: String,
+    /// `CI_PROJECT_PATH` (`group/project`).
+    pub project_path: String,
+    /// `CI_API_V4_URL` (`https://gitlab.example/api/v4`).
+    pub api_url: String,
+    pub pipeline_source: PipelineSource,
+    pub merge_request: Option<MergeRequest>,
+    /// `CI_JOB_URL`, for "see the job" links.
+    pub job_url: Option<String>,
+    /// `CI_PROJECT_DIR`: the checkout; `artifacts:` paths are relative to it.
+    pub project_dir: PathBuf,
+}
+
+impl GitlabContext {
+    /// The output folder under the checkout (so `artifacts: paths:` can collect it).
+    pub fn out_dir(&self, name: &str) -> PathBuf {
+        self.project_dir.join(name)
+    }
+}
 
 /// The output folder's name under `CI_PROJECT_DIR` (where `artifacts: paths:` collects it).
 pub const OUT_DIR_NAME: &str = "sandcrab-out";
@@ -196,9 +273,6 @@ mod tests {
             ctx.out_dir("sandcrab-out"),
             PathBuf::from("/builds/group/app/sandcrab-out")
         );
-        let (project, target) = ctx.note_target(None).unwrap();
-        assert_eq!(project, "41", "notes go to the merge request's project");
-        assert_eq!(target, crate::ci::gitlab::NoteTarget::MergeRequest(7));
     }
 
     #[test]
@@ -216,12 +290,6 @@ mod tests {
         assert_eq!(ctx.api_url, "https://gitlab.example/api/v4");
         assert_eq!(ctx.pipeline_source, PipelineSource::Trigger);
         assert!(ctx.merge_request.is_none());
-        assert_eq!(ctx.note_target(None), None);
-        let (project, target) = ctx.note_target(Some(3)).unwrap();
-        assert_eq!(
-            (project.as_str(), target),
-            ("42", crate::ci::gitlab::NoteTarget::Issue(3))
-        );
     }
 
     #[test]

@@ -28,32 +28,6 @@ pub use sandboxes::SandboxArgs;
 pub use security::SecurityArgs;
 pub use serve::ServeArgs;
 
-/// Environment variables that hold secrets of the runner: never passed to the agent's shell.
-pub const SECRET_ENV_NAMES: &[&str] = &[
-    "LLM_API_KEY",
-    "SANDCRAB_LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "OPENROUTER_API_KEY",
-    "SESSION_API_KEY",
-    "SANDCRAB_SESSION_API_KEY",
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "INPUT_GITHUB-TOKEN",
-    "INPUT_LLM-API-KEY",
-    "INPUT_GITHUB_TOKEN",
-    "INPUT_LLM_API_KEY",
-    "INPUT_CLOUD-API-KEY",
-    "INPUT_CLOUD_API_KEY",
-    "ACTIONS_RUNTIME_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "CI_JOB_TOKEN",
-    "GITLAB_TOKEN",
-    "SANDCRAB_GITLAB_TOKEN",
-    "SANDCRAB_CLOUD_API_KEY",
-    "SANDCRAB_RUNTIME_API_KEY",
-];
-
 /// Where the agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WorkspaceChoice {
@@ -255,7 +229,7 @@ pub struct RunConfig {
     /// The Stop hook command the agent must pass before it may finish.
     pub verify_command: Option<String>,
     /// What the agent gets from the repository; loaded by `run` from the source above.
-    pub repo_context: std::sync::Arc<crate::run::instructions::RepoContext>,
+    pub repo_context: std::sync::Arc<crate::agent::repo_context::RepoContext>,
     /// The run's secrets, redacted everywhere and looked for in the agent's changes.
     pub secrets: Secrets,
     /// Environment variable names removed from the agent's shell.
@@ -335,7 +309,7 @@ impl RunConfig {
             repo_context: Default::default(),
             verify_command: args.verify_command.filter(|c| !c.trim().is_empty()),
             secrets,
-            env_remove: SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect(),
+            env_remove: crate::secret_env::names_to_remove(),
             mcp,
             security: args.security.resolve().0,
             headless: args.security.resolve().1,
@@ -463,7 +437,7 @@ pub fn secrets_of(args: &RunArgs) -> Secrets {
 
 /// Values of the secret variables set in this process, to redact wherever they show up.
 fn secret_env_values() -> impl Iterator<Item = String> {
-    SECRET_ENV_NAMES
+    crate::secret_env::NAMES
         .iter()
         .filter_map(|name| env_nonempty(name))
 }

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::event::{now_timestamp, Event, EventBody, Source};
-use super::log::{EventLog, Listener};
-use super::state::{AgentInfo, ConversationState, ExecutionStatus, WorkspaceInfo};
-use super::store::{self, EventStore};
 use crate::agent::hooks::agent::StopVerdict;
 use crate::agent::stuck::{self, StuckThresholds};
 use crate::agent::{Agent, StepError, StepOutcome};
+use crate::event_log::store::{self, EventStore};
+use crate::event_log::{EventLog, Listener};
 use crate::llm::budget::{Budget, BudgetCheck, WRAP_UP_MARKER};
-use crate::llm::metrics::ConversationStats;
+use crate::protocol::event::{now_timestamp, Event, EventBody, Source};
+use crate::protocol::metrics::ConversationStats;
+use crate::protocol::state::{AgentInfo, ConversationState, ExecutionStatus, WorkspaceInfo};
 use crate::redact::Redactor;
 
 /// How a conversation is set up.
@@ -169,7 +169,7 @@ impl LocalConversation {
     }
 
     /// The conversation's secrets, to add more while it runs.
-    pub fn redactor(&self) -> super::log::SharedRedactor {
+    pub fn redactor(&self) -> crate::event_log::SharedRedactor {
         self.log.redactor()
     }
 

@@ -4,12 +4,8 @@
 //! in this process); every remote workspace gives a `RemoteConversation` (the loop runs in the
 //! sandbox's agent-server and this process streams its events).
 
-pub mod event;
 pub mod local;
-pub mod log;
 pub mod remote;
-pub mod state;
-pub mod store;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -19,12 +15,12 @@ use async_trait::async_trait;
 
 pub use local::{ConversationOptions, LocalConversation, RunEnd};
 
-use event::{Event, EventBody, Source};
+use crate::event_log::Listener;
+use crate::protocol::event::{Event, EventBody, Source};
+use crate::protocol::state::ExecutionStatus;
 use llm_stats::ConversationStats;
-use log::Listener;
-use state::ExecutionStatus;
 
-use crate::llm::metrics as llm_stats;
+use crate::protocol::metrics as llm_stats;
 
 /// What the runner needs of a conversation, local or remote.
 #[async_trait]

@@ -3,7 +3,7 @@
 //! agent to wrap up once at [`WRAP_UP_SHARE`] and stops the run at 100% with OpenHands'
 //! `MaxBudgetReached` error.
 
-use super::metrics::ConversationStats;
+use crate::protocol::metrics::ConversationStats;
 
 /// The share of the budget at which the agent is told to wrap up.
 pub const WRAP_UP_SHARE: f64 = 0.8;
@@ -55,8 +55,8 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::metrics::Prices;
     use crate::llm::{ChatResponse, Usage};
+    use crate::protocol::metrics::Prices;
     use std::time::Duration;
 
     fn spend(stats: &mut ConversationStats, usage_id: &str, usd: f64) {

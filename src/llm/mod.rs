@@ -5,7 +5,6 @@
 pub mod anthropic;
 pub mod budget;
 pub mod context_window;
-pub mod metrics;
 pub mod openai;
 pub mod prices;
 pub mod relay;
@@ -13,7 +12,6 @@ pub mod responses;
 pub mod retry;
 pub mod scripted;
 pub mod settings;
-pub mod types;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use types::{ChatMessage, ChatRequest, ChatResponse, Role, ToolCall, ToolSpec, Usage};
+pub use crate::protocol::llm::{
+    ChatMessage, ChatRequest, ChatResponse, Role, ToolCall, ToolSpec, Usage,
+};
 
 /// A chat model that can call tools.
 #[async_trait]

@@ -10,16 +10,7 @@
 //! discount. A price the table does not know and the user did not give falls back: cache
 //! prices to the input price, and no input or output price at all means "cost unknown".
 
-use super::types::Usage;
-
-/// USD per token for each kind of token; `None` when unknown.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Prices {
-    pub input: Option<f64>,
-    pub output: Option<f64>,
-    pub cache_read: Option<f64>,
-    pub cache_write: Option<f64>,
-}
+pub use crate::protocol::metrics::Prices;
 
 /// One row of the table: a model-name prefix and its list prices in USD per million tokens
 /// (cache write at the 5-minute TTL).
@@ -102,36 +93,10 @@ pub fn list_prices(model: &str, one_hour_cache: bool) -> Prices {
     }
 }
 
-impl Prices {
-    /// These prices where set, `fallback`'s elsewhere.
-    pub fn or(self, fallback: Prices) -> Prices {
-        Prices {
-            input: self.input.or(fallback.input),
-            output: self.output.or(fallback.output),
-            cache_read: self.cache_read.or(fallback.cache_read),
-            cache_write: self.cache_write.or(fallback.cache_write),
-        }
-    }
-
-    /// The USD cost of `usage`, or `None` without an input and an output price.
-    pub fn cost(&self, usage: &Usage) -> Option<f64> {
-        let input = self.input?;
-        let output = self.output?;
-        let read = usage.cache_read_tokens;
-        let write = usage.cache_write_tokens;
-        let uncached = usage.prompt_tokens.saturating_sub(read + write);
-        Some(
-            uncached as f64 * input
-                + read as f64 * self.cache_read.unwrap_or(input)
-                + write as f64 * self.cache_write.unwrap_or(input)
-                + usage.completion_tokens as f64 * output,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::llm::Usage;
 
     fn mtok(price: Option<f64>) -> f64 {
         (price.unwrap() * 1e6 * 1000.0).round() / 1000.0

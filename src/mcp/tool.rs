@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::client::Connection;
 use crate::agent::tools::{Tool, ToolOutput};
-use crate::conversation::event::text_of;
 use crate::llm::ToolSpec;
+use crate::protocol::event::text_of;
 
 /// The description of the `summary` parameter OpenHands adds to every MCP tool.
 const SUMMARY: &str = "A concise summary (approximately 10 words) of what this call does.";

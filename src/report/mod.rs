@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::conversation::event::Event;
 use crate::error::ExitCode;
+use crate::protocol::event::Event;
 use diffstat::FileStat;
 
 /// How a run ended, as `result.json` says it.
@@ -110,7 +110,7 @@ pub struct RunResult {
     pub timings: Timings,
     /// Where the repository instructions, skills and hooks came from, and which were used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<crate::run::instructions::InstructionsSummary>,
+    pub instructions: Option<crate::agent::repo_context::InstructionsSummary>,
     pub sandcrab_version: &'static str,
 }
 

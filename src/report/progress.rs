@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::Value;
 
 use crate::agent::truncate::one_line;
-use crate::conversation::event::{text_of, Event, EventBody, Source};
+use crate::protocol::event::{text_of, Event, EventBody, Source};
 
 const LINE: usize = 120;
 

@@ -7,52 +7,12 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
-use serde_json::Value;
 
 use crate::agent::hooks::HookConfig;
+use crate::agent::repo_context::{InstructionsSummary, RepoContext};
 use crate::agent::skills::load::{self, InstructionsFrom, Loaded, Source};
-use crate::agent::skills::AgentContext;
 use crate::config::RunConfig;
 use crate::error::BadInput;
-
-/// What the agent of a run gets from its repository (and the workflow's `verify-command`).
-#[derive(Debug, Clone, Default)]
-pub struct RepoContext {
-    pub agent_context: AgentContext,
-    /// `verify-command` first, then the repository's hooks.
-    pub hooks: HookConfig,
-    /// MCP configuration files of the same trusted source: (path, raw text).
-    pub mcp_files: Vec<(String, String)>,
-    pub summary: Option<InstructionsSummary>,
-}
-
-/// `result.json`'s `instructions`: where they came from and which files were used.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct InstructionsSummary {
-    pub from: String,
-    pub files: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub over_cap: Vec<String>,
-}
-
-impl RepoContext {
-    /// `agent.agent_context` for a create request, when there are skills.
-    pub fn agent_context_json(&self) -> Option<Value> {
-        (!self.agent_context.is_empty())
-            .then(|| serde_json::to_value(&self.agent_context).ok())
-            .flatten()
-    }
-
-    /// `hook_config` for a create request, when there are hooks.
-    pub fn hook_config_json(&self) -> Option<Value> {
-        (!self.hooks.is_empty())
-            .then(|| serde_json::to_value(&self.hooks).ok())
-            .flatten()
-    }
-}
 
 /// The source `config` names for the repository at `repo`.
 pub fn source(config: &RunConfig, repo: &Path) -> Source {

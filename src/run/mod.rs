@@ -21,21 +21,21 @@ use crate::agent::tools::{default_tools, ToolContext};
 use crate::agent::Agent;
 use crate::cancel::RunStop;
 use crate::config::{PromptSource, RunConfig, WorkspaceChoice};
-use crate::conversation::event::Event;
 use crate::conversation::local::last_observation;
-use crate::conversation::log::Listener;
-use crate::conversation::state::ExecutionStatus;
 use crate::conversation::{Conversation, ConversationOptions, LocalConversation, RunEnd};
 use crate::demo::{self, DemoRepo};
 use crate::error::{BadInput, ExitCode};
+use crate::event_log::Listener;
 use crate::llm::relay::Relay;
 use crate::llm::{self, LlmClient};
+use crate::protocol::event::Event;
+use crate::protocol::state::ExecutionStatus;
 use crate::redact::Redactor;
 use crate::report::{
     self, diffstat, ms_since, progress::Progress, RunResult, RunStatus, Timings, Tokens,
     WorkspaceSummary,
 };
-use crate::workspace::{git, DockerWorkspace, LocalWorkspace, Workspace};
+use crate::workspace::{git, release, DockerWorkspace, LocalWorkspace, Workspace};
 
 /// What a run works with: the workspace, its conversation, and what must live as long as the
 /// run (a relay, the Docker sandbox to keep when a run fails and --keep-on-failure says so).
@@ -102,8 +102,10 @@ pub async fn run_with(mut config: RunConfig, hooks: RunHooks) -> Result<RunOutco
     let prompt = read_prompt(&config.prompt)?;
     config.repo_context = Arc::new(instructions::prepare(&config, &repo_dir)?);
     instructions::add_repository_mcp_servers(&mut config)?;
-    let mut session = crate::cancel::unless_stopped(&stop, open(&config, &repo_dir)).await?;
-    let base = crate::cancel::unless_stopped(&stop, async {
+    let mut session =
+        crate::cancel::unless_stopped(&stop, release::cleanup_all, open(&config, &repo_dir))
+            .await?;
+    let base = crate::cancel::unless_stopped(&stop, release::cleanup_all, async {
         Ok(git::workspace_base(session.workspace.as_ref()).await?)
     })
     .await?;
@@ -187,7 +189,6 @@ async fn run_to_end(conversation: &mut dyn Conversation) -> RunEnd {
 fn remove_sandboxes_on_panic() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        crate::workspace::docker::cleanup::remove_all_blocking();
         crate::workspace::release::release_all_blocking();
         default(info);
     }));
@@ -507,7 +508,7 @@ fn run_result(
     // Every model the run used (the agent's and the condenser's summary calls), so the
     // breakdown adds up to `total`.
     let usage = stats.usage_to_metrics.values().fold(
-        crate::llm::metrics::TokenUsage::default(),
+        crate::protocol::metrics::TokenUsage::default(),
         |mut sum, m| {
             let u = &m.accumulated_token_usage;
             sum.prompt_tokens += u.prompt_tokens;

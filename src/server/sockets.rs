@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use super::conversations::spec::SendMessage;
 use super::conversations::Handle;
 use super::AppState;
-use crate::conversation::event::Event;
+use crate::protocol::event::Event;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 

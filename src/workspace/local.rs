@@ -15,11 +15,6 @@ use super::{
     Workspace, WorkspaceError, WorkspaceKind,
 };
 
-/// Variables never passed to commands: every secret of the runner (the agent-server's own key,
-/// the model key, CI tokens), so neither the agent's commands nor the patch script (with
-/// whatever hooks or filters the agent planted) can read them.
-const SANITIZED_ENV: &[&str] = crate::config::SECRET_ENV_NAMES;
-
 pub struct LocalWorkspace {
     root: PathBuf,
     root_str: String,
@@ -72,7 +67,10 @@ impl Workspace for LocalWorkspace {
             .map_or(self.root.clone(), |c| self.resolve(c));
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c").arg(&request.command).current_dir(&cwd);
-        for key in SANITIZED_ENV {
+        // Every secret of the runner (the agent-server's own key, the model key, CI tokens):
+        // neither the agent's commands nor the patch script (with whatever hooks or filters the
+        // agent planted) can read them.
+        for key in crate::secret_env::names_to_remove() {
             cmd.env_remove(key);
         }
         cmd.envs(request.env.iter().map(|(k, v)| (k, v)));

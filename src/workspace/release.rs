@@ -2,8 +2,9 @@
 //! Cloud sandbox, stop a runtime, kill an Apptainer process group), run by
 //! [`release_all_blocking`] from a signal handler or panic hook, and [`block_on`] to run one
 //! async release from `Drop`, on a short-lived thread with its own current-thread runtime (so
-//! it works inside or outside a tokio runtime). Docker containers have their own registry
-//! (`docker::cleanup`); `crate::cancel::cleanup_all` runs both.
+//! it works inside or outside a tokio runtime). It is the process's one registry: Docker
+//! containers and networks are in it too (`docker::cleanup` names their keys), and
+//! [`cleanup_all`] (the second signal, a stopped setup, the panic hook) empties it.
 //!
 //! A resource being created (a container create, a Cloud sandbox POST, a runtime start, an
 //! Apptainer launch) is created through [`shielded`]: the creation runs to its end and
@@ -42,12 +43,41 @@ pub fn registered() -> Vec<String> {
     live().keys().cloned().collect()
 }
 
-/// Runs and forgets every registered release action; blocks until done.
+/// Runs and forgets every registered release action, in the order of their keys (Docker
+/// containers before their networks); blocks until done.
 pub fn release_all_blocking() {
-    let actions = std::mem::take(&mut *live());
-    for (_, action) in actions {
+    release_matching_blocking("");
+}
+
+/// Runs and forgets the registered release actions whose key starts with `prefix`.
+pub fn release_matching_blocking(prefix: &str) {
+    let actions: Vec<Action> = {
+        let mut live = live();
+        let keys: Vec<String> = live
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| live.remove(k)).collect()
+    };
+    for action in actions {
         action();
     }
+}
+
+/// How long [`cleanup_all`] waits for creations in flight (a container create, a sandbox POST).
+const CREATION_WAIT: Duration = Duration::from_secs(15);
+static CLEANUP: Mutex<()> = Mutex::new(());
+
+/// Removes everything this process registered (containers and networks, Cloud sandboxes,
+/// runtimes, Apptainer processes, local shells), after the creations in flight end; blocks.
+/// A second caller waits for the first, then removes what is left.
+pub fn cleanup_all() {
+    let _one_at_a_time = CLEANUP.lock().unwrap_or_else(|p| p.into_inner());
+    if !wait_for_creations(CREATION_WAIT) {
+        eprintln!("sandcrab: warning: a sandbox creation did not end in time; it may be left");
+    }
+    release_all_blocking();
 }
 
 /// Runs `work` to completion on a fresh thread with its own runtime, and waits for it.

@@ -3,8 +3,8 @@
 //! `prompt_tokens` the provider reported for the request just sent, so the estimate of the
 //! next request (the same history plus one step) is close to what the provider will count.
 
-use crate::conversation::event::{text_of, Event, EventBody};
 use crate::llm::{ChatMessage, ChatRequest};
+use crate::protocol::event::{text_of, Event, EventBody};
 
 /// The ratio before any completion has been counted: low, so the estimate errs high.
 pub const DEFAULT_CHARS_PER_TOKEN: f64 = 3.0;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::conversation::event::{Event, EventBody};
+use crate::protocol::event::{Event, EventBody};
 
 /// `cuts[i]`: the history may be cut just before event `i` (`cuts[len]`: after the last one).
 /// Index 0 is never a cut: the system prompt always stays.
@@ -63,7 +63,7 @@ pub fn everything_after_system(events: &[&Event]) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::{test_terminal_action, Source};
+    use crate::protocol::event::{test_terminal_action, Source};
     use serde_json::json;
 
     fn action(call: &str, response: &str) -> Event {

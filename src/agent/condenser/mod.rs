@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use crate::conversation::event::{Event, EventBody, Source};
 use crate::llm::context_window::overflow_figures;
-use crate::llm::metrics::{ConversationStats, Metrics, Prices};
 use crate::llm::{LlmClient, LlmError};
+use crate::protocol::event::{Event, EventBody, Source};
+use crate::protocol::metrics::{ConversationStats, Metrics, Prices};
 use view::View;
 
 /// The share of the window the kept tail may fill after a token-triggered condensation.

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use super::estimate;
 use crate::agent::truncate::truncate_middle;
-use crate::conversation::event::{text_of, Event, EventBody};
 use crate::llm::context_window::is_context_window_error;
-use crate::llm::metrics::{Metrics, Prices};
 use crate::llm::{ChatMessage, ChatRequest, LlmClient, LlmError};
+use crate::protocol::event::{text_of, Event, EventBody};
+use crate::protocol::metrics::{Metrics, Prices};
 
 /// How much of one event the summary call sees at first: its head and tail (where a command's
 /// error usually is). OpenHands shows the first 500 characters of each observation; the whole
@@ -193,7 +193,7 @@ fn mechanical_summary(events: &[&Event]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::Source;
+    use crate::protocol::event::Source;
 
     #[test]
     fn render_truncates_events_and_marks_the_previous_summary() {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::conversation::event::test_terminal_action;
 use crate::llm::scripted::ScriptedModel;
+use crate::protocol::event::test_terminal_action;
 
 fn action(call: &str, response: &str, output_chars: usize) -> [Event; 2] {
     let action = test_terminal_action(call, response, json!({}), "{\"command\":\"ls\"}");

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::conversation::event::{Event, EventBody, Source};
+use crate::protocol::event::{Event, EventBody, Source};
 
 /// The events the model sees, in order; the summary is the only owned one.
 pub struct View<'a> {

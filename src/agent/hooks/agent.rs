@@ -12,9 +12,9 @@ use super::run::{HookCall, HookRunner};
 use super::HookEventType;
 use crate::agent::tools::Tool;
 use crate::agent::{Agent, StepError};
-use crate::conversation::event::{Event, EventBody, Source, TextContent};
-use crate::conversation::log::EventLog;
+use crate::event_log::EventLog;
 use crate::llm::ToolCall;
+use crate::protocol::event::{Event, EventBody, Source, TextContent};
 
 /// Stop-hook blocks fed back to the agent in one run; one more and the run fails.
 pub const MAX_STOP_BLOCKS: u32 = 3;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::{HookConfig, HookDefinition, HookEventType};
-use crate::conversation::event::{Event, EventBody, HookExecution, Source};
+use crate::protocol::event::{Event, EventBody, HookExecution, Source};
 
 /// Most of a hook's stdout or stderr kept in its event and in feedback (characters).
 const MAX_OUTPUT_CHARS: usize = 8_000;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::tool::InvokeSkillTool;
 use super::{render, AgentContext};
 use crate::agent::Agent;
-use crate::conversation::event::{Event, EventBody, TextContent};
+use crate::protocol::event::{Event, EventBody, TextContent};
 
 /// What the agent knows of its repository's skills.
 #[derive(Debug, Default)]

@@ -293,7 +293,7 @@ fn absolute(path: &Path) -> std::path::PathBuf {
 /// The note on the merge request or issue, or none (said in one line).
 fn feedback(job: &GitlabJob, client: Option<Arc<GitlabClient>>) -> Box<dyn Feedback> {
     let ctx = &job.context;
-    let Some((project, target)) = ctx.note_target(job.issue_iid) else {
+    let Some((project, target)) = super::note_target(ctx, job.issue_iid) else {
         eprintln!(
             "sandcrab: GitLab CI: no merge request in this pipeline ({}), so no note; the results are in the output folder",
             source_name(ctx)

@@ -48,11 +48,11 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::event::{Event, EventBody, Source};
-use super::log::{EventLog, Listener};
-use super::state::ExecutionStatus;
 use super::{Conversation, RunEnd};
-use crate::llm::metrics::ConversationStats;
+use crate::event_log::{EventLog, Listener};
+use crate::protocol::event::{Event, EventBody, Source};
+use crate::protocol::metrics::ConversationStats;
+use crate::protocol::state::ExecutionStatus;
 use crate::redact::Redactor;
 use crate::workspace::server_api::ServerApi;
 use crate::workspace::{RemoteWorkspace, Workspace};

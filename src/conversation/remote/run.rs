@@ -12,9 +12,9 @@ use reqwest::{Method, StatusCode};
 
 use super::conversation_path;
 use super::RemoteConversation;
-use crate::conversation::event::EventBody;
-use crate::conversation::state::ExecutionStatus;
 use crate::conversation::RunEnd;
+use crate::protocol::event::EventBody;
+use crate::protocol::state::ExecutionStatus;
 
 /// How often `run` asks the server for the status, in case the socket misses it.
 const STATUS_POLL: Duration = Duration::from_secs(2);

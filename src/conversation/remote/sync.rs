@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::conversation_path;
 use super::socket::Feed;
 use super::RemoteConversation;
-use crate::conversation::event::{Event, EventBody, Source};
-use crate::conversation::state::ExecutionStatus;
-use crate::llm::metrics::ConversationStats;
+use crate::protocol::event::{Event, EventBody, Source};
+use crate::protocol::metrics::ConversationStats;
+use crate::protocol::state::ExecutionStatus;
 use crate::workspace::server_api::{ApiError, ServerApi};
 
 impl RemoteConversation {

@@ -10,7 +10,7 @@ use super::chart::{self, Chart};
 use super::diff::{self, FileDiff};
 use super::steps::{self, Entry};
 use super::text::{clean, fold, preview, Folded};
-use crate::conversation::event::text_of;
+use crate::protocol::event::text_of;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::chart::Call;
 use super::text::{clean, fold, preview, Folded};
-use crate::conversation::event::text_of;
+use crate::protocol::event::text_of;
 
 /// One block of the conversation.
 #[derive(Debug, Clone, Default, Serialize)]

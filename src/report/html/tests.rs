@@ -131,8 +131,8 @@ fn secrets_are_hidden_even_where_escaping_would_change_them() {
         instructions: None,
         sandcrab_version: "0",
     };
-    let events: Vec<crate::conversation::event::Event> =
-        vec![crate::conversation::event::Event::user_message(format!(
+    let events: Vec<crate::protocol::event::Event> =
+        vec![crate::protocol::event::Event::user_message(format!(
             "use {secret}"
         ))];
     let patch = format!("diff --git a/k b/k\n@@ -0,0 +1 @@\n+{secret}\n");

@@ -84,9 +84,7 @@ fn spawn(command: &str, cwd: &Path) -> std::io::Result<Child> {
     cmd.arg("-c").arg(command).current_dir(cwd);
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
-        if crate::config::SECRET_ENV_NAMES.contains(&key_text.as_ref())
-            || key_text.starts_with("OH_SESSION_API_KEYS")
-        {
+        if crate::secret_env::is_secret(&key_text) {
             cmd.env_remove(&key);
         }
     }

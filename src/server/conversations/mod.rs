@@ -20,7 +20,7 @@ use spec::{SendMessage, StartRequest};
 
 use super::error::{ApiError, ApiResult};
 use super::AppState;
-use crate::conversation::event::Event;
+use crate::protocol::event::Event;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -13,13 +13,12 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex};
 
 use super::spec::StartRequest;
-use crate::config::SECRET_ENV_NAMES;
-use crate::conversation::event::{now_timestamp, Event, EventBody};
 use crate::conversation::local::Inbox;
-use crate::conversation::log::SharedRedactor;
-use crate::conversation::state::{ExecutionStatus, WorkspaceInfo};
 use crate::conversation::{final_response, ConversationOptions, LocalConversation};
-use crate::llm::metrics::ConversationStats;
+use crate::event_log::SharedRedactor;
+use crate::protocol::event::{now_timestamp, Event, EventBody};
+use crate::protocol::metrics::ConversationStats;
+use crate::protocol::state::{ExecutionStatus, WorkspaceInfo};
 use crate::server::error::ApiError;
 use crate::server::ServerConfig;
 
@@ -286,7 +285,7 @@ impl Handle {
 fn view_updater(
     view: Arc<RwLock<View>>,
     version: watch::Sender<u64>,
-) -> crate::conversation::log::Listener {
+) -> crate::event_log::Listener {
     Box::new(move |event: &Event| {
         {
             let mut view = view.write().unwrap_or_else(|p| p.into_inner());
@@ -409,7 +408,7 @@ impl ConversationService {
             .ok_or_else(|| ApiError::internal("a stored request has no id"))?;
         let working_dir = request.working_dir(&self.config.working_dir);
         std::fs::create_dir_all(&working_dir)?;
-        let env_remove: Vec<String> = SECRET_ENV_NAMES.iter().map(|s| s.to_string()).collect();
+        let env_remove = crate::secret_env::names_to_remove();
         let agent = request
             .build_agent(&working_dir, &env_remove, mcp_tools)
             .map_err(ApiError::bad_request)?;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::agent::condenser::{Condenser, CondenserConfig};
@@ -15,70 +14,10 @@ use crate::agent::prompt::system_prompt;
 use crate::agent::skills::AgentContext;
 use crate::agent::tools::{default_tools, Tool, ToolContext};
 use crate::agent::Agent;
-use crate::conversation::event::text_of;
 use crate::llm::context_window::window_for;
 use crate::llm::{build_client_for_workspace, LlmConfig};
 
-/// The fields of OpenHands' `StartConversationRequest` we use; the rest are kept as sent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StartRequest {
-    pub agent: Value,
-    #[serde(default)]
-    pub workspace: Option<Value>,
-    #[serde(default)]
-    pub conversation_id: Option<String>,
-    #[serde(default)]
-    pub initial_message: Option<SendMessage>,
-    #[serde(default = "default_max_iterations")]
-    pub max_iterations: u32,
-    #[serde(default = "yes")]
-    pub stuck_detection: bool,
-    #[serde(default)]
-    pub secrets: BTreeMap<String, Value>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, Value>,
-    /// Hooks run where the agent runs (OpenHands' `HookConfig`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_config: Option<Value>,
-    /// OpenHands' `confirmation_policy` (`NeverConfirm` when absent).
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub confirmation_policy: Value,
-    /// OpenHands' `security_analyzer` (none when absent or null).
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub security_analyzer: Value,
-    /// sandcrab's extra: stop the run once its LLM calls cost this many USD.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_budget_per_run: Option<f64>,
-}
-
-fn default_max_iterations() -> u32 {
-    500
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// OpenHands' `SendMessageRequest`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SendMessage {
-    #[serde(default = "user_role")]
-    pub role: String,
-    #[serde(default)]
-    pub content: Vec<Value>,
-    #[serde(default)]
-    pub run: bool,
-}
-
-fn user_role() -> String {
-    "user".into()
-}
-
-impl SendMessage {
-    pub fn text(&self) -> String {
-        text_of(&self.content)
-    }
-}
+pub use crate::protocol::server::{SendMessage, StartRequest};
 
 impl StartRequest {
     /// The working directory asked for, made absolute against the server's.

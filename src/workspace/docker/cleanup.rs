@@ -1,60 +1,67 @@
-//! Removing containers (and their per-run networks) when nobody closed them: a process-wide
-//! registry of this process's live containers and networks (for a signal handler or panic
-//! hook: [`remove_all_blocking`]) and synchronous removal from `Drop`, on a short-lived thread
-//! with its own current-thread runtime (so it works inside or outside a tokio runtime).
+//! Removing containers (and their per-run networks) when nobody closed them: this process's
+//! live containers and networks, kept in the one release registry (`workspace::release`, for
+//! a signal handler or panic hook), and synchronous removal from `Drop` on a short-lived
+//! thread with its own current-thread runtime (so it works inside or outside a tokio runtime).
 //! Containers go first: a network cannot be removed while a container is attached.
-
-use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard};
 
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 
-static LIVE: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-static LIVE_NETWORKS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+use crate::workspace::release;
 
-fn lock(set: &'static Mutex<BTreeSet<String>>) -> MutexGuard<'static, BTreeSet<String>> {
-    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// Release keys: containers sort before networks, so [`release::release_all_blocking`]
+/// removes a network after the containers attached to it.
+const CONTAINER_KEY: &str = "docker/1-container/";
+const NETWORK_KEY: &str = "docker/2-network/";
+const DOCKER_KEYS: &str = "docker/";
 
 /// Records a container of this process, to be removed by [`remove_all_blocking`].
 pub fn register(container_id: &str) {
-    lock(&LIVE).insert(container_id.to_string());
+    let id = container_id.to_string();
+    release::register(&format!("{CONTAINER_KEY}{id}"), move || {
+        remove_blocking(vec![id], Vec::new())
+    });
 }
 
 /// Forgets a container (it was removed, or is kept on purpose).
 pub fn unregister(container_id: &str) {
-    lock(&LIVE).remove(container_id);
+    release::unregister(&format!("{CONTAINER_KEY}{container_id}"));
 }
 
 /// The containers currently registered.
 pub fn registered() -> Vec<String> {
-    lock(&LIVE).iter().cloned().collect()
+    keys_under(CONTAINER_KEY)
 }
 
 /// Records a network of this process, removed by [`remove_all_blocking`] after the containers.
 pub fn register_network(network_id: &str) {
-    lock(&LIVE_NETWORKS).insert(network_id.to_string());
+    let id = network_id.to_string();
+    release::register(&format!("{NETWORK_KEY}{id}"), move || {
+        remove_blocking(Vec::new(), vec![id])
+    });
 }
 
 /// Forgets a network (it was removed, or is kept on purpose).
 pub fn unregister_network(network_id: &str) {
-    lock(&LIVE_NETWORKS).remove(network_id);
+    release::unregister(&format!("{NETWORK_KEY}{network_id}"));
 }
 
 /// The networks currently registered.
 pub fn registered_networks() -> Vec<String> {
-    lock(&LIVE_NETWORKS).iter().cloned().collect()
+    keys_under(NETWORK_KEY)
+}
+
+fn keys_under(prefix: &str) -> Vec<String> {
+    release::registered()
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix).map(str::to_string))
+        .collect()
 }
 
 /// Removes (force) every registered container, then every registered network, and forgets
 /// them; blocks until done. Safe to call from a panic hook or a signal-handling task.
 pub fn remove_all_blocking() {
-    let ids: Vec<String> = std::mem::take(&mut *lock(&LIVE)).into_iter().collect();
-    let networks: Vec<String> = std::mem::take(&mut *lock(&LIVE_NETWORKS))
-        .into_iter()
-        .collect();
-    remove_blocking(ids, networks);
+    release::release_matching_blocking(DOCKER_KEYS);
 }
 
 /// Removes (force) the given containers, then the given networks, on a fresh thread and
@@ -64,18 +71,7 @@ pub fn remove_blocking(ids: Vec<String>, networks: Vec<String>) {
     if ids.is_empty() && networks.is_empty() {
         return;
     }
-    let worker = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match runtime {
-            Ok(rt) => rt.block_on(remove_now(&ids, &networks)),
-            Err(e) => {
-                tracing::warn!("cannot remove containers {ids:?} / networks {networks:?}: {e}")
-            }
-        }
-    });
-    let _ = worker.join();
+    release::block_on(async move { remove_now(&ids, &networks).await });
 }
 
 async fn remove_now(ids: &[String], networks: &[String]) {

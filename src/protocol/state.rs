@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::llm::metrics::ConversationStats;
+use super::metrics::ConversationStats;
 
 /// OpenHands' `ConversationExecutionStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

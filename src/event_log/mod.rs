@@ -1,11 +1,14 @@
 //! The event log of a running conversation: events in memory, appended to the store, passed
 //! to listeners (progress printing, remote clients), with secrets redacted before any of that.
+//! The agent writes to it, a conversation owns it; [`store`] keeps it on disk.
+
+pub mod store;
 
 use anyhow::Result;
 
-use super::event::{Event, EventBody};
-use super::store::EventStore;
+use crate::protocol::event::{Event, EventBody};
 use crate::redact::Redactor;
+use store::EventStore;
 
 /// Called with every new event.
 pub type Listener = Box<dyn FnMut(&Event) + Send>;
@@ -100,7 +103,7 @@ fn withheld(event: &Event) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::Source;
+    use crate::protocol::event::Source;
 
     #[test]
     fn an_event_that_cannot_be_redacted_is_withheld_not_stored_raw() {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::event::Event;
-use super::state::ConversationState;
+use crate::protocol::event::Event;
+use crate::protocol::state::ConversationState;
 
 const EVENTS_FILE: &str = "events.jsonl";
 const STATE_FILE: &str = "base_state.json";
@@ -112,7 +112,7 @@ pub fn load_events(path: &Path) -> Result<Vec<Event>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::event::Event;
+    use crate::protocol::event::Event;
 
     #[test]
     fn appended_events_load_back_and_torn_tail_is_skipped() {

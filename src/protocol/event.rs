@@ -161,7 +161,7 @@ pub enum EventBody {
     SecurityAnalysisEvent {
         analyzer: String,
         policy: String,
-        risks: std::collections::BTreeMap<String, crate::agent::security::SecurityRisk>,
+        risks: std::collections::BTreeMap<String, super::security::SecurityRisk>,
         #[serde(default)]
         details: std::collections::BTreeMap<String, Value>,
     },

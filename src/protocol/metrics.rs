@@ -6,8 +6,43 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::prices::Prices;
-use super::types::{ChatResponse, Usage};
+use super::llm::{ChatResponse, Usage};
+
+/// USD per token for each kind of token; `None` when unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+}
+
+impl Prices {
+    /// These prices where set, `fallback`'s elsewhere.
+    pub fn or(self, fallback: Prices) -> Prices {
+        Prices {
+            input: self.input.or(fallback.input),
+            output: self.output.or(fallback.output),
+            cache_read: self.cache_read.or(fallback.cache_read),
+            cache_write: self.cache_write.or(fallback.cache_write),
+        }
+    }
+
+    /// The USD cost of `usage`, or `None` without an input and an output price.
+    pub fn cost(&self, usage: &Usage) -> Option<f64> {
+        let input = self.input?;
+        let output = self.output?;
+        let read = usage.cache_read_tokens;
+        let write = usage.cache_write_tokens;
+        let uncached = usage.prompt_tokens.saturating_sub(read + write);
+        Some(
+            uncached as f64 * input
+                + read as f64 * self.cache_read.unwrap_or(input)
+                + write as f64 * self.cache_write.unwrap_or(input)
+                + usage.completion_tokens as f64 * output,
+        )
+    }
+}
 
 /// OpenHands' `TokenUsage`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
