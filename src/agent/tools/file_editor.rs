@@ -65,27 +65,11 @@ impl Command {
     }
 }
 
-/// The model's arguments as given, before `command` is checked against [`Command`] (so an
-/// unknown one gets the message listing the valid ones).
-#[derive(Deserialize)]
-struct Arguments {
-    command: String,
-    path: String,
-    #[serde(default)]
-    file_text: Option<String>,
-    #[serde(default)]
-    old_str: Option<String>,
-    #[serde(default)]
-    new_str: Option<String>,
-    #[serde(default)]
-    insert_line: Option<i64>,
-    #[serde(default)]
-    view_range: Option<Vec<i64>>,
-}
-
+/// OpenHands' `FileEditorAction`. `C` is `String` only for the model's arguments as given,
+/// before `command` is checked (so an unknown one gets the message listing the valid ones).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct FileEditorAction {
-    command: Command,
+pub struct FileEditorAction<C = Command> {
+    command: C,
     path: String,
     #[serde(default)]
     file_text: Option<String>,
@@ -614,7 +598,7 @@ impl TypedTool for FileEditorTool {
     }
 
     fn parse(&self, arguments: &Value) -> Result<FileEditorAction, String> {
-        let action: Arguments = parse_args(Self::NAME, arguments)?;
+        let action: FileEditorAction<String> = parse_args(Self::NAME, arguments)?;
         let Some(command) = Command::parse(&action.command) else {
             return Err(unknown_command(&action.command));
         };
