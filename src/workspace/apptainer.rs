@@ -148,7 +148,7 @@ impl ApptainerWorkspace {
         if let Err(e) = ws.remote.wait_until_alive(opts.start_timeout).await {
             let _ = ws.close_sandbox().await;
             let log = log.lock().map(|l| l.join("\n")).unwrap_or_default();
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Timeout(format!(
                 "apptainer: {e}; its output:\n{log}"
             )));
         }
@@ -240,7 +240,7 @@ fn prepare_sif(opts: &ApptainerOptions) -> Result<PathBuf, WorkspaceError> {
     let image = match &opts.source {
         SifSource::File(path) if path.is_file() => return Ok(path.clone()),
         SifSource::File(path) => {
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Setup(format!(
                 "apptainer: the SIF file {} does not exist; check --apptainer-sif",
                 path.display()
             )))
@@ -267,7 +267,7 @@ fn prepare_sif(opts: &ApptainerOptions) -> Result<PathBuf, WorkspaceError> {
         .map_err(|e| not_found(&opts.program, e))?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&partial);
-        return Err(WorkspaceError::Other(format!(
+        return Err(WorkspaceError::Engine(format!(
             "apptainer: cannot build a SIF from {source}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -283,7 +283,7 @@ pub fn sif_name(image: &str) -> String {
 }
 
 fn not_found(program: &Path, e: std::io::Error) -> WorkspaceError {
-    WorkspaceError::Other(format!(
+    WorkspaceError::Setup(format!(
         "apptainer: cannot run {}: {e}; install Apptainer or pass --apptainer-program",
         program.display()
     ))
@@ -303,7 +303,7 @@ fn make_scratch(repo: Option<&Path>, exclude: &[PathBuf]) -> Result<PathBuf, Wor
     if let Some(repo) = repo {
         if let Err(e) = copy_snapshot(repo, &workspace, exclude) {
             let _ = std::fs::remove_dir_all(&scratch);
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Transfer(format!(
                 "apptainer: cannot copy {} into the sandbox: {e}",
                 repo.display()
             )));
@@ -422,7 +422,7 @@ fn launch(
             release::unregister(&format!("apptainer:{pgid}"));
             stop_group(&Mutex::new(Some(child)), pgid, Path::new("/nonexistent"));
             let log = log.lock().map(|l| l.join("\n")).unwrap_or_default();
-            Err(WorkspaceError::Other(format!(
+            Err(WorkspaceError::SandboxGone(format!(
                 "apptainer: the container exited before its agent-server started; its output:\n{first}{log}"
             )))
         }
@@ -464,7 +464,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, WorkspaceError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| WorkspaceError::Other(e.to_string()))?
+        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub enum ControlError {
 
 impl From<ControlError> for WorkspaceError {
     fn from(e: ControlError) -> Self {
-        WorkspaceError::Other(e.to_string())
+        WorkspaceError::Provider(e)
     }
 }
 

@@ -25,13 +25,13 @@ impl LocalWorkspace {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, WorkspaceError> {
         let root: PathBuf = root.into();
         let root = root.canonicalize().map_err(|e| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Setup(format!(
                 "cannot use {} as the workspace: {e}",
                 root.display()
             ))
         })?;
         if !root.is_dir() {
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Setup(format!(
                 "{} is not a directory",
                 root.display()
             )));
@@ -79,7 +79,7 @@ impl Workspace for LocalWorkspace {
             .stderr(Stdio::piped());
         cmd.process_group(0).kill_on_drop(true);
         let child = cmd.spawn().map_err(|e| {
-            WorkspaceError::Other(format!("cannot start a shell in {}: {e}", cwd.display()))
+            WorkspaceError::Setup(format!("cannot start a shell in {}: {e}", cwd.display()))
         })?;
         run_child(child, request).await
     }

@@ -135,7 +135,8 @@ pub struct FileOperationResult {
     pub error: Option<String>,
 }
 
-/// Why a workspace operation failed.
+/// Why a workspace operation failed, by what a caller can do about it. Every message is one
+/// line (a sandbox's log lines may follow it): what failed, why, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     #[error("the {kind} workspace does not support {operation}")]
@@ -147,8 +148,35 @@ pub enum WorkspaceError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Git(String),
+    /// A call to the agent-server failed: unreachable (`status` is `None`), refused (401/403),
+    /// or answered with an HTTP error or a malformed body.
+    #[error(transparent)]
+    Server(server_api::ApiError),
+    /// A sandbox provider's control plane (OpenHands Cloud, a Runtime API) failed or refused:
+    /// a bad key, no such sandbox, an HTTP error.
+    #[error(transparent)]
+    Provider(control_api::ControlError),
+    /// The sandbox stopped or failed: the container exited, the pod or sandbox is in an error
+    /// state, or it came back somewhere else. Starting a new one is the only way on.
     #[error("{0}")]
-    Other(String),
+    SandboxGone(String),
+    /// The sandbox or its agent-server was not ready within the time allowed.
+    #[error("{0}")]
+    Timeout(String),
+    /// Copying the repository or files into or out of the sandbox failed.
+    #[error("{0}")]
+    Transfer(String),
+    /// This machine cannot host the workspace as configured: a missing program, image or file,
+    /// an unreachable container engine, a directory that is not usable or not private.
+    #[error("{0}")]
+    Setup(String),
+    /// The container engine (Docker, Apptainer) failed a call or reported an unusable
+    /// container (no address, no published port).
+    #[error("{0}")]
+    Engine(String),
+    /// A background task of this process failed (it panicked or was cancelled).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Where commands run and files live.
@@ -198,4 +226,47 @@ pub trait Workspace: Send + Sync {
 
     /// Releases the workspace (stops and removes a sandbox). Idempotent.
     async fn close(&self) -> Result<(), WorkspaceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL of a loopback port nothing listens on.
+    fn closed_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_agent_server_keeps_its_status_for_callers() {
+        let ws = RemoteWorkspace::new(closed_url(), None, "/w").unwrap();
+        let err = ws.execute(ExecRequest::new("true")).await.unwrap_err();
+        let text = err.to_string();
+        match err {
+            WorkspaceError::Server(e) => assert!(e.status.is_none() && e.is_fatal(), "{e}"),
+            other => panic!("not a server error: {other:?}"),
+        }
+        assert!(
+            text.starts_with("cannot reach the agent-server at"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_comes_alive_is_a_timeout() {
+        let ws = RemoteWorkspace::new(closed_url(), None, "/w").unwrap();
+        let err = ws
+            .wait_until_alive(Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WorkspaceError::Timeout(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("did not answer GET /alive within 0.3 s"),
+            "{err}"
+        );
+    }
 }

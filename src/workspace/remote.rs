@@ -96,7 +96,7 @@ impl RemoteWorkspace {
         let deadline = crate::duration::deadline(timeout);
         while !self.alive().await {
             if Instant::now() >= deadline {
-                return Err(WorkspaceError::Other(format!(
+                return Err(WorkspaceError::Timeout(format!(
                     "the agent-server at {} did not answer GET /alive within {} s",
                     self.host(),
                     timeout.as_secs_f64()

@@ -26,7 +26,7 @@ pub async fn upload_repo(
         .prefix("sandcrab-repo-")
         .suffix(".tar")
         .tempfile()
-        .map_err(|e| WorkspaceError::Other(format!("cannot create a temporary file: {e}")))?;
+        .map_err(|e| WorkspaceError::Transfer(format!("cannot create a temporary file: {e}")))?;
     let (root, tar_at, exclude) = (
         repo.to_path_buf(),
         local.path().to_path_buf(),
@@ -34,15 +34,15 @@ pub async fn upload_repo(
     );
     tokio::task::spawn_blocking(move || snapshot::write_tar_file(&root, &tar_at, &exclude))
         .await
-        .map_err(|e| WorkspaceError::Other(e.to_string()))?
-        .map_err(|e| WorkspaceError::Other(format!("cannot archive {}: {e}", repo.display())))?;
+        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
+        .map_err(|e| WorkspaceError::Transfer(format!("cannot archive {}: {e}", repo.display())))?;
     crate::cancel::stage("during-repo-upload").await;
     let remote_tar = format!("/tmp/.sandcrab-repo-{}.tar", uuid::Uuid::new_v4().simple());
     let uploaded = remote.upload(local.path(), &remote_tar).await;
     drop(local);
     let uploaded = uploaded?;
     if !uploaded.success {
-        return Err(WorkspaceError::Other(format!(
+        return Err(WorkspaceError::Transfer(format!(
             "cannot upload the repository into the sandbox: {}",
             uploaded.error.unwrap_or_default()
         )));
@@ -56,7 +56,7 @@ pub async fn upload_repo(
         .execute(ExecRequest::new(command).cwd("/").timeout(UNPACK_TIMEOUT))
         .await?;
     if unpacked.exit_code != 0 {
-        return Err(WorkspaceError::Other(format!(
+        return Err(WorkspaceError::Transfer(format!(
             "cannot unpack the repository in the sandbox (exit {}): {}; the image needs sh and tar",
             unpacked.exit_code,
             unpacked.stderr.trim()

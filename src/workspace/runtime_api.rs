@@ -387,7 +387,7 @@ async fn wait_ready(
             _ => {}
         }
         if Instant::now() >= deadline {
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Timeout(format!(
                 "Runtime API: session {session_id} was not ready within {} s (pod status: {pod}); raise --runtime-api-start-timeout",
                 timeout.as_secs()
             )));
@@ -408,7 +408,7 @@ fn failed(session_id: &str, pod: &str, data: &Value) -> WorkspaceError {
     } else {
         format!("; pod logs: {logs}")
     };
-    WorkspaceError::Other(format!(
+    WorkspaceError::SandboxGone(format!(
         "Runtime API: session {session_id} failed (pod status: {pod}): {hint}{logs}"
     ))
 }

@@ -50,7 +50,7 @@ impl ApiError {
 
 impl From<ApiError> for WorkspaceError {
     fn from(e: ApiError) -> Self {
-        WorkspaceError::Other(e.message)
+        WorkspaceError::Server(e)
     }
 }
 
@@ -63,7 +63,7 @@ pub fn http_client() -> Result<Client, WorkspaceError> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Setup(format!(
                 "cannot set up the HTTP client (TLS or resolver): {e}"
             ))
         })

@@ -56,7 +56,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), WorkspaceError> {
     };
     match problem {
         None => Ok(()),
-        Some(why) => Err(WorkspaceError::Other(format!(
+        Some(why) => Err(WorkspaceError::Setup(format!(
             "apptainer: the SIF cache {} {why}; another user could plant an image there: use a private directory (--apptainer-cache) or `chmod 700` it",
             dir.display()
         ))),
@@ -74,7 +74,7 @@ pub fn reusable(sif: &Path) -> Result<bool, WorkspaceError> {
     if meta.file_type().is_file() && meta.uid() == uid() && meta.mode() & 0o022 == 0 {
         return Ok(true);
     }
-    Err(WorkspaceError::Other(format!(
+    Err(WorkspaceError::Setup(format!(
         "apptainer: the cached SIF {} is not a regular file of yours writable only by you; remove it (or use another --apptainer-cache)",
         sif.display()
     )))

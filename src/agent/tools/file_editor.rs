@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{parse_args, with_kind, Tool, ToolContext, ToolOutput};
+use super::{parse_args, ToolContext, ToolOutput, TypedTool};
 use crate::agent::truncate::truncate_middle;
 use crate::llm::ToolSpec;
 
@@ -30,9 +30,46 @@ pub struct FileEditorTool {
     history: Mutex<HashMap<PathBuf, Vec<Option<Vec<u8>>>>>,
 }
 
+/// The `command` discriminator of a `FileEditorAction`. The action stays one flat struct, as
+/// OpenHands' is: every field is on the wire (`null` when unset), whatever the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    View,
+    Create,
+    StrReplace,
+    Insert,
+    UndoEdit,
+}
+
+impl Command {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "view" => Some(Command::View),
+            "create" => Some(Command::Create),
+            "str_replace" => Some(Command::StrReplace),
+            "insert" => Some(Command::Insert),
+            "undo_edit" => Some(Command::UndoEdit),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Command::View => "view",
+            Command::Create => "create",
+            Command::StrReplace => "str_replace",
+            Command::Insert => "insert",
+            Command::UndoEdit => "undo_edit",
+        }
+    }
+}
+
+/// OpenHands' `FileEditorAction`. `C` is `String` only for the model's arguments as given,
+/// before `command` is checked (so an unknown one gets the message listing the valid ones).
 #[derive(Debug, Serialize, Deserialize)]
-struct FileEditorAction {
-    command: String,
+pub struct FileEditorAction<C = Command> {
+    command: C,
     path: String,
     #[serde(default)]
     file_text: Option<String>,
@@ -103,7 +140,7 @@ impl FileEditorTool {
         }
     }
 
-    fn run(&self, action: &FileEditorAction, path: &Path) -> Result<Done, String> {
+    fn edit(&self, action: &FileEditorAction, path: &Path) -> Result<Done, String> {
         if !path.is_absolute() {
             let suggestion = self.ctx.working_dir.join(path);
             return Err(format!(
@@ -113,13 +150,12 @@ impl FileEditorTool {
                 suggestion.display()
             ));
         }
-        match action.command.as_str() {
-            "view" => self.view(path, action.view_range.as_deref()),
-            "create" => self.create(path, action.file_text.as_deref()),
-            "str_replace" => self.str_replace(path, action),
-            "insert" => self.insert(path, action),
-            "undo_edit" => self.undo(path),
-            other => Err(unknown_command(other)),
+        match action.command {
+            Command::View => self.view(path, action.view_range.as_deref()),
+            Command::Create => self.create(path, action.file_text.as_deref()),
+            Command::StrReplace => self.str_replace(path, action),
+            Command::Insert => self.insert(path, action),
+            Command::UndoEdit => self.undo(path),
         }
     }
 
@@ -505,12 +541,13 @@ fn collect_entries(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, bool)>) {
 }
 
 #[async_trait]
-impl Tool for FileEditorTool {
-    fn name(&self) -> &'static str {
-        "file_editor"
-    }
+impl TypedTool for FileEditorTool {
+    type Action = FileEditorAction;
+    const NAME: &'static str = "file_editor";
+    const ACTION_KIND: &'static str = "FileEditorAction";
+    const OBSERVATION_KIND: &'static str = "FileEditorObservation";
 
-    fn spec(&self) -> ToolSpec {
+    fn tool_spec(&self) -> ToolSpec {
         ToolSpec {
             name: "file_editor".into(),
             description: DESCRIPTION.into(),
@@ -560,11 +597,11 @@ impl Tool for FileEditorTool {
         }
     }
 
-    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
-        let action: FileEditorAction = parse_args("file_editor", arguments)?;
-        if !COMMANDS.contains(&action.command.as_str()) {
+    fn parse(&self, arguments: &Value) -> Result<FileEditorAction, String> {
+        let action: FileEditorAction<String> = parse_args(Self::NAME, arguments)?;
+        let Some(command) = Command::parse(&action.command) else {
             return Err(unknown_command(&action.command));
-        }
+        };
         if action.insert_line.is_some_and(|l| l < 0) {
             return Err(
                 "invalid arguments for tool 'file_editor': `insert_line` must be 0 or \
@@ -579,27 +616,26 @@ impl Tool for FileEditorTool {
                     .into(),
             );
         }
-        Ok(with_kind("FileEditorAction", action))
+        Ok(FileEditorAction {
+            command,
+            path: action.path,
+            file_text: action.file_text,
+            old_str: action.old_str,
+            new_str: action.new_str,
+            insert_line: action.insert_line,
+            view_range: action.view_range,
+        })
     }
 
-    async fn execute(&self, action: &Value) -> ToolOutput {
-        let action: FileEditorAction = match serde_json::from_value(action.clone()) {
-            Ok(action) => action,
-            Err(e) => {
-                let msg = format!("invalid file_editor action: {e}");
-                return ToolOutput::new("FileEditorObservation", msg, true, json!({}));
-            }
-        };
+    async fn run(&self, action: FileEditorAction) -> ToolOutput {
         let path = PathBuf::from(&action.path);
         let prev_exist = path.is_absolute() && path.exists();
-        let result = self.run(&action, &path);
+        let result = self.edit(&action, &path);
         self.observation(&action, prev_exist, result)
     }
 
-    fn summarize(&self, action: &Value) -> String {
-        let command = action["command"].as_str().unwrap_or_default();
-        let path = action["path"].as_str().unwrap_or_default();
-        format!("{command} {path}")
+    fn summary(action: &FileEditorAction) -> String {
+        format!("{} {}", action.command.as_str(), action.path)
     }
 }
 
@@ -616,6 +652,7 @@ Paths must be absolute. Long outputs are truncated in the middle.";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::tools::Tool;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -954,5 +991,51 @@ mod tests {
             .tool
             .summarize(&json!({"command": "str_replace", "path": "/w/a.rs"}));
         assert_eq!(summary, "str_replace /w/a.rs");
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_keep_their_messages_and_stored_actions_run_typed() {
+        let f = fixture();
+        let parse = |args: Value| f.tool.parse_action(&args).unwrap_err();
+        assert_eq!(
+            parse(json!({"command": "delete", "path": "/x"})),
+            "invalid arguments for tool 'file_editor': unknown command `delete`; the valid \
+             commands are: view, create, str_replace, insert, undo_edit"
+        );
+        assert_eq!(
+            parse(json!({"command": "insert", "path": "/x", "insert_line": -1})),
+            "invalid arguments for tool 'file_editor': `insert_line` must be 0 or greater"
+        );
+        assert_eq!(
+            parse(json!({"command": "view", "path": "/x", "view_range": [1]})),
+            "invalid arguments for tool 'file_editor': `view_range` must be a list of two \
+             integers [start, end]"
+        );
+        assert_eq!(
+            parse(json!({"command": "view"})),
+            "invalid arguments for tool 'file_editor': missing field `path`"
+        );
+        let path = f.file("a.txt", "one\n");
+        let action = f
+            .tool
+            .parse_action(
+                &json!({"command": "str_replace", "path": path, "old_str": "one",
+                                  "new_str": "two"}),
+            )
+            .unwrap();
+        assert_eq!(action["command"], "str_replace");
+        assert_eq!(action["kind"], "FileEditorAction");
+        assert!(!f.tool.execute(&action).await.is_error);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        let mut stored = action.clone();
+        stored["command"] = json!("delete");
+        let out = f.tool.execute(&stored).await;
+        assert!(out.is_error && out.observation["kind"] == "FileEditorObservation");
+        assert!(
+            out.text
+                .starts_with("invalid file_editor action: unknown variant `delete`"),
+            "{}",
+            out.text
+        );
     }
 }

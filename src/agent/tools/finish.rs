@@ -4,23 +4,24 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{parse_args, with_kind, Tool, ToolOutput};
+use super::{parse_args, ToolOutput, TypedTool};
 use crate::llm::ToolSpec;
 
 pub struct FinishTool;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct FinishAction {
+pub struct FinishAction {
     message: String,
 }
 
 #[async_trait]
-impl Tool for FinishTool {
-    fn name(&self) -> &'static str {
-        "finish"
-    }
+impl TypedTool for FinishTool {
+    type Action = FinishAction;
+    const NAME: &'static str = "finish";
+    const ACTION_KIND: &'static str = "FinishAction";
+    const OBSERVATION_KIND: &'static str = "FinishObservation";
 
-    fn spec(&self) -> ToolSpec {
+    fn tool_spec(&self) -> ToolSpec {
         ToolSpec {
             name: "finish".into(),
             description: "Signals that the task is complete. Call it once the work is done and \
@@ -36,17 +37,15 @@ impl Tool for FinishTool {
         }
     }
 
-    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
-        let action: FinishAction = parse_args("finish", arguments)?;
-        Ok(with_kind("FinishAction", action))
+    fn parse(&self, arguments: &Value) -> Result<FinishAction, String> {
+        parse_args(Self::NAME, arguments)
     }
 
-    async fn execute(&self, action: &Value) -> ToolOutput {
-        let message = action["message"].as_str().unwrap_or_default();
-        ToolOutput::new("FinishObservation", message, false, json!({}))
+    async fn run(&self, action: FinishAction) -> ToolOutput {
+        ToolOutput::new(Self::OBSERVATION_KIND, action.message, false, json!({}))
     }
 
-    fn summarize(&self, action: &Value) -> String {
-        action["message"].as_str().unwrap_or_default().to_string()
+    fn summary(action: &FinishAction) -> String {
+        action.message.clone()
     }
 }

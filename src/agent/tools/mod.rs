@@ -115,6 +115,82 @@ pub trait Tool: Send + Sync {
     }
 }
 
+/// A tool whose action is one serde type, parsed from the model's arguments by `parse` (which
+/// validates) and handed to `run` typed. The blanket [`Tool`] impl is the only place that turns
+/// the action into its wire object (the struct's fields plus `kind`, as stored in
+/// `ActionEvent.action`) and back: an action runs from that stored object, also after a
+/// confirmation or a resume, so `execute` decodes it with the same type.
+#[async_trait]
+pub trait TypedTool: Send + Sync {
+    type Action: serde::Serialize + serde::de::DeserializeOwned + Send + Sync;
+    /// The name the model calls (`terminal`).
+    const NAME: &'static str;
+    /// The action's `kind` on the wire (`TerminalAction`).
+    const ACTION_KIND: &'static str;
+    /// The observation's `kind` (`TerminalObservation`).
+    const OBSERVATION_KIND: &'static str;
+
+    /// The model-facing description and JSON schema of the arguments.
+    fn tool_spec(&self) -> ToolSpec;
+
+    /// Validates the model's arguments into the action; an `Err` is a message for the model.
+    fn parse(&self, arguments: &Value) -> Result<Self::Action, String>;
+
+    /// Runs the action (see [`Tool::execute`]).
+    async fn run(&self, action: Self::Action) -> ToolOutput;
+
+    /// One short line for progress logs.
+    fn summary(action: &Self::Action) -> String;
+
+    /// The observation for a stored action that does not decode (an edited event log).
+    async fn invalid(&self, _action: &Value, reason: String) -> ToolOutput {
+        let text = format!("invalid {} action: {reason}", Self::NAME);
+        ToolOutput::new(Self::OBSERVATION_KIND, text, true, json!({}))
+    }
+
+    /// See [`Tool::restore`].
+    fn restore_state(&self, _last_observation: &Value) {}
+
+    /// See [`Tool::close`].
+    async fn release(&self) {}
+}
+
+#[async_trait]
+impl<T: TypedTool> Tool for T {
+    fn name(&self) -> &str {
+        T::NAME
+    }
+
+    fn spec(&self) -> ToolSpec {
+        self.tool_spec()
+    }
+
+    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
+        Ok(with_kind(T::ACTION_KIND, self.parse(arguments)?))
+    }
+
+    async fn execute(&self, action: &Value) -> ToolOutput {
+        match serde_json::from_value::<T::Action>(action.clone()) {
+            Ok(typed) => self.run(typed).await,
+            Err(e) => self.invalid(action, e.to_string()).await,
+        }
+    }
+
+    fn summarize(&self, action: &Value) -> String {
+        serde_json::from_value::<T::Action>(action.clone())
+            .map(|typed| T::summary(&typed))
+            .unwrap_or_default()
+    }
+
+    fn restore(&self, last_observation: &Value) {
+        self.restore_state(last_observation)
+    }
+
+    async fn close(&self) {
+        self.release().await
+    }
+}
+
 /// The default tool set of a coding agent, acting in `ctx.working_dir`.
 pub fn default_tools(ctx: &ToolContext) -> Vec<Arc<dyn Tool>> {
     vec![

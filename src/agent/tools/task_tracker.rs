@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{parse_args, with_kind, Tool, ToolOutput};
+use super::{parse_args, ToolOutput, TypedTool};
 use crate::llm::ToolSpec;
 
 #[derive(Default)]
@@ -18,7 +18,7 @@ pub struct TaskTrackerTool {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Command {
+pub enum Command {
     #[default]
     View,
     Plan,
@@ -26,7 +26,7 @@ enum Command {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub enum Status {
     #[default]
     Todo,
     InProgress,
@@ -34,7 +34,7 @@ enum Status {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Task {
+pub struct Task {
     title: String,
     #[serde(default)]
     notes: String,
@@ -43,7 +43,7 @@ struct Task {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct TaskTrackerAction {
+pub struct TaskTrackerAction {
     #[serde(default)]
     command: Command,
     #[serde(default)]
@@ -104,12 +104,13 @@ fn view_text(tasks: &[Task]) -> String {
 }
 
 #[async_trait]
-impl Tool for TaskTrackerTool {
-    fn name(&self) -> &'static str {
-        "task_tracker"
-    }
+impl TypedTool for TaskTrackerTool {
+    type Action = TaskTrackerAction;
+    const NAME: &'static str = "task_tracker";
+    const ACTION_KIND: &'static str = "TaskTrackerAction";
+    const OBSERVATION_KIND: &'static str = "TaskTrackerObservation";
 
-    fn spec(&self) -> ToolSpec {
+    fn tool_spec(&self) -> ToolSpec {
         ToolSpec {
             name: "task_tracker".into(),
             description: DESCRIPTION.into(),
@@ -145,20 +146,17 @@ impl Tool for TaskTrackerTool {
         }
     }
 
-    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
-        let action: TaskTrackerAction = parse_args("task_tracker", arguments)?;
-        Ok(with_kind("TaskTrackerAction", action))
+    fn parse(&self, arguments: &Value) -> Result<TaskTrackerAction, String> {
+        parse_args(Self::NAME, arguments)
     }
 
-    async fn execute(&self, action: &Value) -> ToolOutput {
-        let action: TaskTrackerAction = match serde_json::from_value(action.clone()) {
-            Ok(action) => action,
-            Err(e) => {
-                let msg = format!("invalid task_tracker action: {e}");
-                let extra = json!({"command": action["command"], "task_list": []});
-                return ToolOutput::new("TaskTrackerObservation", msg, true, extra);
-            }
-        };
+    async fn invalid(&self, action: &Value, reason: String) -> ToolOutput {
+        let msg = format!("invalid task_tracker action: {reason}");
+        let extra = json!({"command": action["command"], "task_list": []});
+        ToolOutput::new(Self::OBSERVATION_KIND, msg, true, extra)
+    }
+
+    async fn run(&self, action: TaskTrackerAction) -> ToolOutput {
         let mut tasks = self.tasks();
         let text = match action.command {
             Command::Plan => {
@@ -168,19 +166,21 @@ impl Tool for TaskTrackerTool {
             Command::View => view_text(&tasks),
         };
         let extra = json!({"command": action.command, "task_list": *tasks});
-        ToolOutput::new("TaskTrackerObservation", text, false, extra)
+        ToolOutput::new(Self::OBSERVATION_KIND, text, false, extra)
     }
 
-    fn summarize(&self, action: &Value) -> String {
-        if action["command"].as_str() != Some("plan") {
-            return "view".into();
+    fn summary(action: &TaskTrackerAction) -> String {
+        match action.command {
+            Command::View => "view".into(),
+            Command::Plan => format!(
+                "plan ({} tasks, {} done)",
+                action.task_list.len(),
+                done_count(&action.task_list)
+            ),
         }
-        let tasks: Vec<Task> =
-            serde_json::from_value(action["task_list"].clone()).unwrap_or_default();
-        format!("plan ({} tasks, {} done)", tasks.len(), done_count(&tasks))
     }
 
-    fn restore(&self, last_observation: &Value) {
+    fn restore_state(&self, last_observation: &Value) {
         if let Ok(tasks) =
             serde_json::from_value::<Vec<Task>>(last_observation["task_list"].clone())
         {
@@ -197,6 +197,7 @@ task in_progress at a time, and mark tasks done as soon as they are finished and
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::tools::Tool;
 
     async fn call(tool: &TaskTrackerTool, args: Value) -> ToolOutput {
         let action = tool.parse_action(&args).expect("valid arguments");

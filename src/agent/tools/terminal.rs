@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::shell::{Limits, Outcome, ShellConfig, ShellSession};
-use super::{parse_args, with_kind, Tool, ToolContext, ToolOutput};
+use super::{parse_args, ToolContext, ToolOutput, TypedTool};
 use crate::agent::truncate::{one_line, truncate_middle};
 use crate::llm::ToolSpec;
 
@@ -46,7 +46,7 @@ struct State {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct TerminalAction {
+pub struct TerminalAction {
     command: String,
     #[serde(default)]
     is_input: bool,
@@ -446,12 +446,13 @@ fn hostname() -> String {
 }
 
 #[async_trait]
-impl Tool for TerminalTool {
-    fn name(&self) -> &'static str {
-        "terminal"
-    }
+impl TypedTool for TerminalTool {
+    type Action = TerminalAction;
+    const NAME: &'static str = "terminal";
+    const ACTION_KIND: &'static str = "TerminalAction";
+    const OBSERVATION_KIND: &'static str = "TerminalObservation";
 
-    fn spec(&self) -> ToolSpec {
+    fn tool_spec(&self) -> ToolSpec {
         ToolSpec {
             name: "terminal".into(),
             description: DESCRIPTION.into(),
@@ -488,8 +489,8 @@ impl Tool for TerminalTool {
         }
     }
 
-    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
-        let action: TerminalAction = parse_args("terminal", arguments)?;
+    fn parse(&self, arguments: &Value) -> Result<TerminalAction, String> {
+        let action: TerminalAction = parse_args(Self::NAME, arguments)?;
         if let Some(t) = action.timeout {
             if !t.is_finite() || t <= 0.0 {
                 return Err(format!(
@@ -505,26 +506,28 @@ impl Tool for TerminalTool {
                     .into(),
             );
         }
-        Ok(with_kind("TerminalAction", action))
+        Ok(action)
     }
 
-    async fn execute(&self, action: &Value) -> ToolOutput {
-        let command = action["command"].as_str().unwrap_or_default().to_string();
+    async fn run(&self, action: TerminalAction) -> ToolOutput {
         let mut st = self.state.lock().await;
-        let reply = match serde_json::from_value::<TerminalAction>(action.clone()) {
-            Ok(action) => self.dispatch(&mut st, &action).await,
-            Err(e) => Reply::error(format!("invalid terminal action: {e}")),
-        };
-        self.observation(&command, reply, &st)
+        let reply = self.dispatch(&mut st, &action).await;
+        self.observation(&action.command, reply, &st)
     }
 
-    fn summarize(&self, action: &Value) -> String {
+    async fn invalid(&self, action: &Value, reason: String) -> ToolOutput {
         let command = action["command"].as_str().unwrap_or_default();
-        if action["is_input"].as_bool() == Some(true) {
-            return format!("input: {}", one_line(command, 120));
+        let st = self.state.lock().await;
+        let reply = Reply::error(format!("invalid terminal action: {reason}"));
+        self.observation(command, reply, &st)
+    }
+
+    fn summary(action: &TerminalAction) -> String {
+        let line = one_line(&action.command, 120);
+        if action.is_input {
+            return format!("input: {line}");
         }
-        let line = one_line(command, 120);
-        match (action["reset"].as_bool() == Some(true), line.is_empty()) {
+        match (action.reset, line.is_empty()) {
             (true, true) => "reset".into(),
             (true, false) => format!("reset; {line}"),
             (false, true) => "(wait for output)".into(),
@@ -532,7 +535,7 @@ impl Tool for TerminalTool {
         }
     }
 
-    async fn close(&self) {
+    async fn release(&self) {
         let mut st = self.state.lock().await;
         if let Some(session) = st.session.take() {
             session.close().await;
@@ -556,6 +559,7 @@ input with `is_input` true, or `C-c` with `is_input` true to interrupt it.\n\
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::tools::Tool;
     use std::path::Path;
     use std::time::Instant;
 
@@ -959,5 +963,43 @@ mod tests {
         }
         println!("echo hi round trip: {:?}", started.elapsed() / n);
         t.close().await;
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_keep_their_messages_and_stored_actions_run_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool(dir.path());
+        let parse = |args: Value| t.parse_action(&args).unwrap_err();
+        assert_eq!(
+            parse(json!({"command": "ls", "timeout": -2})),
+            "invalid arguments for tool 'terminal': `timeout` must be a positive number of \
+             seconds, got -2"
+        );
+        assert_eq!(
+            parse(json!({"command": "ls", "reset": true, "is_input": true})),
+            "invalid arguments for tool 'terminal': `reset` cannot be combined with `is_input` \
+             true"
+        );
+        assert_eq!(
+            parse(json!({"is_input": true})),
+            "invalid arguments for tool 'terminal': missing field `command`"
+        );
+        let action = t.parse_action(&json!({"command": "echo hi"})).unwrap();
+        assert_eq!(
+            action,
+            json!({"kind": "TerminalAction", "command": "echo hi", "is_input": false,
+                   "timeout": null, "reset": false})
+        );
+        assert_eq!(t.summarize(&action), "echo hi");
+        let out = t
+            .execute(&json!({"command": "echo hi", "reset": "yes"}))
+            .await;
+        assert!(out.is_error && out.observation["kind"] == "TerminalObservation");
+        assert!(
+            out.text.starts_with("invalid terminal action: "),
+            "{}",
+            out.text
+        );
+        assert_eq!(t.summarize(&json!({"command": 3})), "");
     }
 }

@@ -4,23 +4,24 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{parse_args, with_kind, Tool, ToolOutput};
+use super::{parse_args, ToolOutput, TypedTool};
 use crate::llm::ToolSpec;
 
 pub struct ThinkTool;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ThinkAction {
+pub struct ThinkAction {
     thought: String,
 }
 
 #[async_trait]
-impl Tool for ThinkTool {
-    fn name(&self) -> &'static str {
-        "think"
-    }
+impl TypedTool for ThinkTool {
+    type Action = ThinkAction;
+    const NAME: &'static str = "think";
+    const ACTION_KIND: &'static str = "ThinkAction";
+    const OBSERVATION_KIND: &'static str = "ThinkObservation";
 
-    fn spec(&self) -> ToolSpec {
+    fn tool_spec(&self) -> ToolSpec {
         ToolSpec {
             name: "think".into(),
             description: "Use the tool to think about something. It will not obtain new \
@@ -35,21 +36,20 @@ impl Tool for ThinkTool {
         }
     }
 
-    fn parse_action(&self, arguments: &Value) -> Result<Value, String> {
-        let action: ThinkAction = parse_args("think", arguments)?;
-        Ok(with_kind("ThinkAction", action))
+    fn parse(&self, arguments: &Value) -> Result<ThinkAction, String> {
+        parse_args(Self::NAME, arguments)
     }
 
-    async fn execute(&self, _action: &Value) -> ToolOutput {
+    async fn run(&self, _action: ThinkAction) -> ToolOutput {
         ToolOutput::new(
-            "ThinkObservation",
+            Self::OBSERVATION_KIND,
             "Your thought has been logged.",
             false,
             json!({}),
         )
     }
 
-    fn summarize(&self, action: &Value) -> String {
-        action["thought"].as_str().unwrap_or_default().to_string()
+    fn summary(action: &ThinkAction) -> String {
+        action.thought.clone()
     }
 }

@@ -206,7 +206,7 @@ impl CloudWorkspace {
         resume_call(&self.api, &self.sandbox_id).await?;
         let ready = wait_ready(&self.api, &self.sandbox_id, self.start_timeout).await?;
         if ready.url.trim_end_matches('/') != self.remote.host() {
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::SandboxGone(format!(
                 "OpenHands Cloud: sandbox {} came back at {} instead of {}; start a new run with --cloud-sandbox-id {}",
                 self.sandbox_id, ready.url, self.remote.host(), self.sandbox_id
             )));
@@ -309,7 +309,7 @@ async fn wait_ready(
                 None => last = "RUNNING, agent-server not healthy yet".into(),
             },
             "ERROR" | "MISSING" => {
-                return Err(WorkspaceError::Other(format!(
+                return Err(WorkspaceError::SandboxGone(format!(
                     "OpenHands Cloud: sandbox {id} is {state}; start a new run (or check the sandbox in OpenHands Cloud)"
                 )))
             }
@@ -322,7 +322,7 @@ async fn wait_ready(
             _ => last = state,
         }
         if Instant::now() >= deadline {
-            return Err(WorkspaceError::Other(format!(
+            return Err(WorkspaceError::Timeout(format!(
                 "OpenHands Cloud: sandbox {id} was not ready within {} s (last status: {last}); raise --cloud-start-timeout",
                 timeout.as_secs()
             )));

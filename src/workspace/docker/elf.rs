@@ -15,19 +15,19 @@ pub const STATIC_BUILD_HINT: &str = "build the static agent-server with `cargo b
 /// Fails with a clear error unless `path` is a static ELF executable.
 pub fn check_static(path: &Path) -> Result<(), WorkspaceError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        WorkspaceError::Other(format!(
+        WorkspaceError::Setup(format!(
             "cannot read the sandbox binary {}: {e}; {STATIC_BUILD_HINT}",
             path.display()
         ))
     })?;
     match has_interpreter(&bytes) {
         Some(false) => Ok(()),
-        Some(true) => Err(WorkspaceError::Other(format!(
+        Some(true) => Err(WorkspaceError::Setup(format!(
             "the sandbox binary {} is dynamically linked (it needs an ELF interpreter), so it \
              cannot run in an arbitrary image; {STATIC_BUILD_HINT}",
             path.display()
         ))),
-        None => Err(WorkspaceError::Other(format!(
+        None => Err(WorkspaceError::Setup(format!(
             "the sandbox binary {} is not a little-endian ELF executable; {STATIC_BUILD_HINT}",
             path.display()
         ))),

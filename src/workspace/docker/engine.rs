@@ -34,7 +34,7 @@ pub async fn connect() -> Result<Docker, WorkspaceError> {
 
 /// Maps a bollard error to a `WorkspaceError` saying what was being done.
 pub fn error(doing: &'static str) -> impl Fn(DockerError) -> WorkspaceError {
-    move |e| WorkspaceError::Other(format!("docker: cannot {doing}: {e}"))
+    move |e| WorkspaceError::Engine(format!("docker: cannot {doing}: {e}"))
 }
 
 pub fn is_not_found(e: &DockerError) -> bool {
@@ -59,7 +59,7 @@ pub async fn ensure_image(
         Err(e) => return Err(error("inspect the image")(e)),
     }
     pull(docker, image, platform).await.map_err(|e| {
-        WorkspaceError::Other(format!(
+        WorkspaceError::Setup(format!(
             "image {image} not found locally and cannot be pulled ({e}); build it \
              (docker build -t {image} ...) or load it (docker load) on this engine first"
         ))
@@ -164,7 +164,7 @@ pub async fn published_port(docker: &Docker, id: &str) -> Result<u16, WorkspaceE
         .flatten()
         .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
         .ok_or_else(|| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Engine(format!(
                 "docker: container {id} has no published port for {key} (network mode?)"
             ))
         })
@@ -186,7 +186,7 @@ pub async fn gateway_ip(docker: &Docker, id: &str) -> Result<std::net::IpAddr, W
         .find(|g| !g.is_empty())
         .and_then(|g| g.parse().ok())
         .ok_or_else(|| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Engine(format!(
                 "docker: container {id} has no network gateway to reach this host"
             ))
         })

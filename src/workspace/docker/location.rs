@@ -32,7 +32,7 @@ pub fn locate(docker_host: Option<&str>) -> Result<EngineLocation, WorkspaceErro
         return Ok(EngineLocation::Local);
     }
     let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
-        WorkspaceError::Other(format!(
+        WorkspaceError::Setup(format!(
             "docker: cannot reach the engine at {target} (DOCKER_HOST): {e}"
         ))
     })?;
@@ -66,12 +66,12 @@ fn tcp_target(docker_host: &str) -> Option<String> {
 
 fn resolve(target: &str) -> Result<SocketAddr, WorkspaceError> {
     let mut addrs = target.to_socket_addrs().map_err(|e| {
-        WorkspaceError::Other(format!(
+        WorkspaceError::Setup(format!(
             "docker: cannot resolve the engine's address {target} (DOCKER_HOST): {e}"
         ))
     })?;
     addrs.next().ok_or_else(|| {
-        WorkspaceError::Other(format!(
+        WorkspaceError::Setup(format!(
             "docker: the engine's address {target} (DOCKER_HOST) resolves to nothing"
         ))
     })

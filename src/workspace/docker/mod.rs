@@ -330,7 +330,7 @@ impl DockerWorkspace {
     /// An error saying what happened to the container, with its last log lines.
     async fn died(&self, why: &str) -> WorkspaceError {
         let logs = engine::last_logs(&self.docker, &self.container_id, LOG_LINES).await;
-        WorkspaceError::Other(format!(
+        WorkspaceError::SandboxGone(format!(
             "docker: container {} {why}; its last log lines:\n{logs}",
             self.container_id
         ))
@@ -554,7 +554,7 @@ async fn create(
 async fn locate(docker_host: Option<String>) -> Result<Reach, WorkspaceError> {
     let found = tokio::task::spawn_blocking(move || location::locate(docker_host.as_deref()))
         .await
-        .map_err(|e| WorkspaceError::Other(e.to_string()))??;
+        .map_err(|e| WorkspaceError::Internal(e.to_string()))??;
     Ok(match found {
         location::EngineLocation::Local => Reach::Direct,
         location::EngineLocation::Remote { engine, runner } => Reach::Bridged {
@@ -571,6 +571,6 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, WorkspaceError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| WorkspaceError::Other(e.to_string()))?
+        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
         .map_err(WorkspaceError::Io)
 }

@@ -56,7 +56,7 @@ pub async fn container_ip(docker: &Docker, id: &str) -> Result<IpAddr, Workspace
         .filter_map(|n| n.ip_address)
         .find_map(|ip| ip.parse().ok())
         .ok_or_else(|| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Engine(format!(
                 "docker: container {id} has no address on its network"
             ))
         })
@@ -74,7 +74,7 @@ pub async fn ip_on(docker: &Docker, id: &str, network: &str) -> Result<IpAddr, W
         .and_then(|n| n.ip_address)
         .and_then(|ip| ip.parse().ok())
         .ok_or_else(|| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Engine(format!(
                 "docker: container {id} has no address on network {network}"
             ))
         })

@@ -84,7 +84,7 @@ pub async fn join(
         .and_then(|e| e.ipv4_address)
         .and_then(|cidr| cidr.split('/').next().and_then(|ip| ip.parse().ok()))
         .ok_or_else(|| {
-            WorkspaceError::Other(format!(
+            WorkspaceError::Engine(format!(
                 "docker: this runner's container has no address on network {network}"
             ))
         })
