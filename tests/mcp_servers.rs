@@ -469,3 +469,83 @@ async fn the_agent_server_rejects_claude_style_mcp_config_like_openhands() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("agent.mcp_config"), "{text}");
 }
+
+/// A model that, after each user message, makes that message's calls (`per_message[i]` for
+/// the i-th user message), then finishes.
+fn calls_per_message(per_message: Vec<Vec<(&'static str, Value)>>) -> common::Script {
+    Arc::new(move |_, body: &Value| {
+        let messages = body["messages"].as_array().unwrap();
+        let users = messages.iter().filter(|m| m["role"] == "user").count();
+        let last_user = messages.iter().rposition(|m| m["role"] == "user").unwrap();
+        let done = messages[last_user..]
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .count();
+        let n = common::tool_results(body);
+        match per_message.get(users - 1).and_then(|calls| calls.get(done)) {
+            Some((name, args)) => Reply::ok(openai_call(n, name, &args.to_string())),
+            None => Reply::ok(openai_call(n, "finish", r#"{"message": "done"}"#)),
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_loaded_back_after_a_restart_reconnects_its_mcp_servers() {
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let llm = FakeLlm::start(calls_per_message(vec![
+        vec![("write_note", json!({"name": "before.txt", "body": "1"}))],
+        vec![("write_note", json!({"name": "after.txt", "body": "2"}))],
+    ]));
+    let (conversations, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mcp = json!({"notes": {"command": python, "args": [common::mcp::notes_server()],
+                                "env": {"TOKEN": "${NOTES_TOKEN}"}}});
+    let body = create_body(&llm, mcp, json!({"NOTES_TOKEN": "value-by-name-77"}));
+    let id = {
+        let server = common::server::Server::start_with(work.path(), conversations.path());
+        let res = server
+            .post("/api/conversations")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let id = common::server::json_of(res, 201).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_finished(&server, &id).await;
+        id
+        // Dropped: the server is killed.
+    };
+    assert!(work.path().join("before.txt").exists());
+    let server = common::server::Server::start_with(work.path(), conversations.path());
+    let message =
+        json!({"role": "user", "content": [{"type": "text", "text": "again"}], "run": true});
+    let res = server
+        .post(&format!("/api/conversations/{id}/events"))
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let events = wait_finished(&server, &id).await;
+    // The reloaded conversation's server was started again and ran the call.
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("after.txt")).unwrap(),
+        "2"
+    );
+    let obs: Vec<&Value> = kinds(&events, "ObservationEvent")
+        .into_iter()
+        .filter(|o| o["tool_name"] == "write_note")
+        .collect();
+    assert_eq!(obs.len(), 2);
+    assert_eq!(obs[1]["observation"]["kind"], "MCPToolObservation");
+    assert_eq!(obs[1]["observation"]["is_error"], false);
+    // The model was offered the MCP tools after the restart, in the order it had before.
+    let reqs = llm.recorded();
+    assert_eq!(
+        tool_names(&reqs[0].body),
+        tool_names(&reqs.last().unwrap().body)
+    );
+}
