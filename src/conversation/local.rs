@@ -502,6 +502,7 @@ impl LocalConversation {
     /// A resumed conversation: tools get their state back, actions cut off by the interruption
     /// get an error result, and a run that was killed mid-way becomes idle.
     fn prepare_resume(&mut self) -> Result<()> {
+        self.agent.recall_path_rules(self.log.events());
         for tool in self.agent.tools() {
             if let Some(obs) = last_observation(self.log.events(), tool.name()) {
                 tool.restore(&obs);
