@@ -1,6 +1,7 @@
 //! MCP servers end to end: `sandcrab run` and `sandcrab serve` start a real stdio MCP server
-//! (the `mcp` package from PyPI, tests/fixtures/mcp/notes_server.py), offer its tools to the
-//! model (OpenHands' naming rule), run its calls and record OpenHands' MCP events.
+//! (the `mcp` package from PyPI, tests/fixtures/mcp/notes_server.py) or reach the same server
+//! over streamable HTTP on a loopback port, offer its tools to the model (OpenHands' naming
+//! rule), run its calls and record OpenHands' MCP events.
 
 mod common;
 
@@ -220,6 +221,155 @@ fn a_bad_mcp_config_is_one_clear_line() {
     );
 }
 
+/// A run with `config`, forwarding `MY_MCP_TOKEN` (the only way its value reaches a server).
+fn run_forwarding_token(llm: &FakeLlm, repo: &Path, out: &Path, config: &Value) -> common::Run {
+    run(common::run_against(llm, repo, out)
+        .args(["--workspace", "local", "--llm-api-key", "sk-mcp-test-0000"])
+        .args(["--prompt", "use the web server"])
+        .args(["--forward-env", "MY_MCP_TOKEN"])
+        .args(["--mcp-config", &config.to_string()])
+        .env("LLM_API_KEY", "sk-mcp-test-0000")
+        .env("MY_MCP_TOKEN", "bearer-by-name-5150"))
+}
+
+#[test]
+fn a_streamable_http_server_gets_its_bearer_token_by_name_and_serves_the_run() {
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    // The server answers 401 to any request without this token.
+    let web = common::mcp::HttpServer::start(&python, "web", Some("bearer-by-name-5150"));
+    let llm = FakeLlm::start(calls(vec![
+        ("echo", json!({"text": "over http", "summary": "greet"})),
+        ("write_note", json!({"name": "h.txt", "body": "via http"})),
+    ]));
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let out = tempfile::tempdir().unwrap();
+    // Claude's form; a query token in the url must never show.
+    let config = json!({"mcpServers": {"web": {
+        "type": "http", "url": format!("{}?sig=url-secret-31", web.url()),
+        "headers": {"Authorization": "Bearer ${MY_MCP_TOKEN}"}}}});
+    let r = run_forwarding_token(&llm, repo.path(), out.path(), &config);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let reqs = llm.recorded();
+    let names = tool_names(&reqs[0].body);
+    for name in ["terminal", "echo", "write_note", "list_notes"] {
+        assert!(names.contains(&name.to_string()), "{names:?}");
+    }
+    let results = tool_messages(&reqs.last().unwrap().body);
+    assert!(results[0].contains("web says: over http"), "{results:?}");
+    assert!(results[1].contains("wrote"), "{results:?}");
+    let note = std::fs::read_to_string(web.dir.path().join("h.txt")).unwrap();
+    assert_eq!(note, "via http");
+    let events = trajectory(out.path());
+    let obs = kinds(&events, "ObservationEvent")
+        .into_iter()
+        .find(|o| o["tool_name"] == "echo")
+        .expect("an echo observation");
+    assert_eq!(obs["observation"]["kind"], "MCPToolObservation");
+    assert_eq!(obs["observation"]["is_error"], false);
+    let all = format!("{}{}", serde_json::to_string(&events).unwrap(), r.stderr);
+    assert!(!all.contains("bearer-by-name-5150"));
+    assert!(!all.contains("url-secret-31"));
+    assert_eq!(result_json(out.path())["status"], "finished");
+}
+
+#[test]
+fn a_required_http_server_refusing_the_token_fails_the_run_in_one_line() {
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let web = common::mcp::HttpServer::start(&python, "web", Some("the-right-token"));
+    let llm = FakeLlm::start(calls(vec![]));
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let config = json!({"web": {"url": web.url(), "required": true,
+        "headers": {"Authorization": "Bearer ${MY_MCP_TOKEN}"}}});
+    let r = run_forwarding_token(&llm, repo.path(), out.path(), &config);
+    assert_ne!(r.code, 0, "stderr: {}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(lines[0].contains("MCP server 'web'"), "{}", lines[0]);
+    assert!(lines[0].contains("401"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("(the server is required)"),
+        "{}",
+        lines[0]
+    );
+    assert!(!r.stderr.contains("bearer-by-name-5150"), "{}", r.stderr);
+    assert!(llm.recorded().is_empty(), "the model was called");
+}
+
+#[test]
+fn an_unreachable_required_http_server_fails_the_run_fast_in_one_line() {
+    let llm = FakeLlm::start(calls(vec![]));
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/mcp?sig=url-secret-31",
+        common::mcp::free_port()
+    );
+    let config = json!({"gone": {"url": url, "transport": "http", "required": true,
+        "headers": {"Authorization": "Bearer ${MY_MCP_TOKEN}"}}});
+    let started = std::time::Instant::now();
+    let r = run_forwarding_token(&llm, repo.path(), out.path(), &config);
+    assert_ne!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].contains("MCP server 'gone' at http://127.0.0.1:"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("(the server is required)"),
+        "{}",
+        lines[0]
+    );
+    assert!(!r.stderr.contains("url-secret-31"), "{}", r.stderr);
+    assert!(!r.stderr.contains("bearer-by-name-5150"), "{}", r.stderr);
+    assert!(llm.recorded().is_empty(), "the model was called");
+}
+
+#[test]
+fn a_stdio_and_an_http_server_prefix_their_tools_with_their_names() {
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let web = common::mcp::HttpServer::start(&python, "web", None);
+    let llm = FakeLlm::start(calls(vec![
+        ("web_echo", json!({"text": "one"})),
+        ("local_echo", json!({"text": "two"})),
+    ]));
+    let repo = git_repo(&[("a.txt", "a\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let config = json!({
+        "local": {"command": python, "args": [common::mcp::notes_server(), "local"]},
+        "web": {"url": web.url(), "transport": "streamable-http"},
+    });
+    let r = run_forwarding_token(&llm, repo.path(), out.path(), &config);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let reqs = llm.recorded();
+    let names = tool_names(&reqs[0].body);
+    for name in [
+        "local_echo",
+        "web_echo",
+        "web_list_notes",
+        "local_list_notes",
+    ] {
+        assert!(names.contains(&name.to_string()), "{names:?}");
+    }
+    assert!(!names.contains(&"echo".to_string()), "{names:?}");
+    let results = tool_messages(&reqs.last().unwrap().body);
+    assert!(results[0].contains("web says: one"), "{results:?}");
+    assert!(results[1].contains("local says: two"), "{results:?}");
+}
+
 /// The create body of a server conversation whose agent has `mcp_config` (OpenHands' flat map).
 fn create_body(llm: &FakeLlm, mcp_config: Value, secrets: Value) -> Value {
     json!({
@@ -318,4 +468,84 @@ async fn the_agent_server_rejects_claude_style_mcp_config_like_openhands() {
     let text = res.text().await.unwrap();
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("agent.mcp_config"), "{text}");
+}
+
+/// A model that, after each user message, makes that message's calls (`per_message[i]` for
+/// the i-th user message), then finishes.
+fn calls_per_message(per_message: Vec<Vec<(&'static str, Value)>>) -> common::Script {
+    Arc::new(move |_, body: &Value| {
+        let messages = body["messages"].as_array().unwrap();
+        let users = messages.iter().filter(|m| m["role"] == "user").count();
+        let last_user = messages.iter().rposition(|m| m["role"] == "user").unwrap();
+        let done = messages[last_user..]
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .count();
+        let n = common::tool_results(body);
+        match per_message.get(users - 1).and_then(|calls| calls.get(done)) {
+            Some((name, args)) => Reply::ok(openai_call(n, name, &args.to_string())),
+            None => Reply::ok(openai_call(n, "finish", r#"{"message": "done"}"#)),
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_loaded_back_after_a_restart_reconnects_its_mcp_servers() {
+    let Some(python) = common::mcp::python() else {
+        return;
+    };
+    let llm = FakeLlm::start(calls_per_message(vec![
+        vec![("write_note", json!({"name": "before.txt", "body": "1"}))],
+        vec![("write_note", json!({"name": "after.txt", "body": "2"}))],
+    ]));
+    let (conversations, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mcp = json!({"notes": {"command": python, "args": [common::mcp::notes_server()],
+                                "env": {"TOKEN": "${NOTES_TOKEN}"}}});
+    let body = create_body(&llm, mcp, json!({"NOTES_TOKEN": "value-by-name-77"}));
+    let id = {
+        let server = common::server::Server::start_with(work.path(), conversations.path());
+        let res = server
+            .post("/api/conversations")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let id = common::server::json_of(res, 201).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_finished(&server, &id).await;
+        id
+        // Dropped: the server is killed.
+    };
+    assert!(work.path().join("before.txt").exists());
+    let server = common::server::Server::start_with(work.path(), conversations.path());
+    let message =
+        json!({"role": "user", "content": [{"type": "text", "text": "again"}], "run": true});
+    let res = server
+        .post(&format!("/api/conversations/{id}/events"))
+        .json(&message)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let events = wait_finished(&server, &id).await;
+    // The reloaded conversation's server was started again and ran the call.
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("after.txt")).unwrap(),
+        "2"
+    );
+    let obs: Vec<&Value> = kinds(&events, "ObservationEvent")
+        .into_iter()
+        .filter(|o| o["tool_name"] == "write_note")
+        .collect();
+    assert_eq!(obs.len(), 2);
+    assert_eq!(obs[1]["observation"]["kind"], "MCPToolObservation");
+    assert_eq!(obs[1]["observation"]["is_error"], false);
+    // The model was offered the MCP tools after the restart, in the order it had before.
+    let reqs = llm.recorded();
+    assert_eq!(
+        tool_names(&reqs[0].body),
+        tool_names(&reqs.last().unwrap().body)
+    );
 }

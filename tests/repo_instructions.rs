@@ -340,3 +340,70 @@ fn a_user_prompt_submit_hook_can_refuse_the_task() {
     );
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
 }
+
+/// The model, for each task: view the file its prompt names (`first`: api/handler.rs,
+/// `second`: api/other.rs), then finish.
+fn view_per_task(working_dir: String) -> common::Script {
+    Arc::new(move |_, body: &Value| {
+        let all = messages(body);
+        let at = all.iter().rposition(|m| m["role"] == "user").unwrap();
+        let done = all[at..].iter().filter(|m| m["role"] == "tool").count();
+        let file = match text(&all[at]).contains("second") {
+            true => "api/other.rs",
+            false => "api/handler.rs",
+        };
+        let n = tool_results(body);
+        Reply::ok(match done {
+            0 => openai_call(
+                n,
+                "file_editor",
+                &serde_json::json!({"command": "view", "path": format!("{working_dir}/{file}")})
+                    .to_string(),
+            ),
+            _ => openai_call(n, "finish", r#"{"message": "done"}"#),
+        })
+    })
+}
+
+#[test]
+fn a_path_rule_injected_before_a_resume_is_not_injected_again() {
+    let repo = git_repo(&[
+        ("api/AGENTS.md", "MARKER-NESTED: handlers return Result.\n"),
+        ("api/handler.rs", "fn handle() {}\n"),
+        ("api/other.rs", "fn other() {}\n"),
+    ]);
+    let dir = repo.path().canonicalize().unwrap();
+    let llm = FakeLlm::start(view_per_task(dir.to_string_lossy().into_owned()));
+    let out = tempfile::tempdir().unwrap();
+    let task = |prompt: &str| {
+        run(common::run_against(&llm, &dir, out.path())
+            .args(["--workspace", "local", "--conversation-id", "rules"])
+            .args(["--prompt", prompt]))
+    };
+    let r = task("first: look at the handler");
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    // A new process resumes the finished conversation with a follow-up task under api/ again.
+    let r = task("second: look at the other file");
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let reqs = llm.recorded();
+    assert_eq!(reqs.len(), 4, "view, finish, view, finish");
+    let last = messages(&reqs[3].body);
+    let tool_texts: Vec<String> = last
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(text)
+        .collect();
+    assert!(tool_texts[0].contains("MARKER-NESTED"), "{tool_texts:?}");
+    assert!(
+        tool_texts.iter().any(|t| t.contains("fn other()")),
+        "{tool_texts:?}"
+    );
+    let injected = last
+        .iter()
+        .filter(|m| text(m).contains("MARKER-NESTED"))
+        .count();
+    assert_eq!(
+        injected, 1,
+        "the rule came again after the resume: {tool_texts:?}"
+    );
+}

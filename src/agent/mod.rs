@@ -58,6 +58,9 @@ pub struct Agent {
     llm: Arc<dyn LlmClient>,
     tools: Vec<Arc<dyn Tool>>,
     specs: Vec<ToolSpec>,
+    /// How many of `tools` came with `new`: `add_tools` puts later ones after them, before
+    /// those the context adds (`invoke_skill`), so the model sees the order a fresh agent has.
+    given_tools: usize,
     system_prompt: String,
     prices: Prices,
     /// Sent with every call (OpenAI's `prompt_cache_key`); set by the conversation.
@@ -85,6 +88,7 @@ impl Agent {
         let specs = tools.iter().map(|t| t.spec()).collect();
         Agent {
             llm,
+            given_tools: tools.len(),
             tools,
             specs,
             system_prompt,
@@ -136,6 +140,16 @@ impl Agent {
 
     pub fn tools(&self) -> &[Arc<dyn Tool>] {
         &self.tools
+    }
+
+    /// Adds tools that were not there when the agent was made (the MCP servers of a reloaded
+    /// conversation), where `new` would have put them.
+    pub fn add_tools(&mut self, tools: Vec<Arc<dyn Tool>>) {
+        for tool in tools {
+            self.specs.insert(self.given_tools, tool.spec());
+            self.tools.insert(self.given_tools, tool);
+            self.given_tools += 1;
+        }
     }
 
     /// The first event of a conversation: the system prompt and the tool definitions, in

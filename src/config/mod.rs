@@ -448,7 +448,9 @@ pub fn test_hold_at() -> Option<String> {
     env_nonempty("SANDCRAB_TEST_HOLD_AT")
 }
 
-/// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise).
+/// The log filter for `tracing` (warnings and up unless `SANDCRAB_LOG` says otherwise). The
+/// MCP SDK's own lines are off: every failure of it reaches sandcrab as an error, reported once
+/// in one line (its log repeats it, with Rust type names).
 pub fn log_filter() -> String {
-    env_nonempty("SANDCRAB_LOG").unwrap_or_else(|| "warn".to_string())
+    env_nonempty("SANDCRAB_LOG").unwrap_or_else(|| "warn,rmcp=off".to_string())
 }

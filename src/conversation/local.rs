@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::agent::hooks::agent::StopVerdict;
 use crate::agent::stuck::{self, StuckThresholds};
+use crate::agent::tools::Tool;
 use crate::agent::{Agent, StepError, StepOutcome};
 use crate::event_log::store::{self, EventStore};
 use crate::event_log::{EventLog, Listener};
@@ -86,7 +87,18 @@ pub struct LocalConversation {
     resumed: bool,
     /// Why a UserPromptSubmit hook refused the last message, until the next run reports it.
     prompt_blocked: Option<String>,
+    /// Tools to start before the next run (see `set_late_tools`).
+    late_tools: Option<LateTools>,
 }
+
+/// Starts tools a conversation could not have when it was opened: the MCP servers of a
+/// conversation loaded back after a restart, which connect when it runs again. `Err` is why
+/// they could not (the run then ends in error, and the next run tries again).
+pub type LateTools = Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<Vec<Arc<dyn Tool>>, String>>
+        + Send
+        + Sync,
+>;
 
 /// Messages sent while the conversation runs; the loop takes them in before its next step.
 pub type Inbox = Arc<std::sync::Mutex<Vec<String>>>;
@@ -123,6 +135,7 @@ impl LocalConversation {
             inbox: Inbox::default(),
             resumed: resumable,
             prompt_blocked: None,
+            late_tools: None,
         };
         if resumable {
             conv.prepare_resume()?;
@@ -236,6 +249,20 @@ impl LocalConversation {
 
     /// Runs the agent until it finishes, gets stuck, fails, pauses or uses its iterations.
     /// A finished conversation returns at once (send a message to continue it).
+    /// Tools the next run starts first (see `LateTools`).
+    pub fn set_late_tools(&mut self, late: LateTools) {
+        self.late_tools = Some(late);
+    }
+
+    async fn start_late_tools(&mut self) -> Result<(), String> {
+        if let Some(late) = &self.late_tools {
+            let tools = late().await?;
+            self.agent.add_tools(tools);
+            self.late_tools = None;
+        }
+        Ok(())
+    }
+
     pub async fn run(&mut self) -> Result<RunEnd> {
         if self.state.execution_status == ExecutionStatus::Finished {
             return Ok(RunEnd::Finished);
@@ -244,9 +271,10 @@ impl LocalConversation {
         let approved = self.state.execution_status == ExecutionStatus::WaitingForConfirmation;
         self.pause.store(false, Ordering::SeqCst);
         self.set_status(ExecutionStatus::Running)?;
-        let end = match approved {
-            true => self.run_approved().await,
-            false => self.run_loop().await,
+        let end = match self.start_late_tools().await {
+            Err(why) => RunEnd::Error(why),
+            Ok(()) if approved => self.run_approved().await,
+            Ok(()) => self.run_loop().await,
         };
         let status = match &end {
             RunEnd::Finished => ExecutionStatus::Finished,
@@ -474,6 +502,7 @@ impl LocalConversation {
     /// A resumed conversation: tools get their state back, actions cut off by the interruption
     /// get an error result, and a run that was killed mid-way becomes idle.
     fn prepare_resume(&mut self) -> Result<()> {
+        self.agent.recall_path_rules(self.log.events());
         for tool in self.agent.tools() {
             if let Some(obs) = last_observation(self.log.events(), tool.name()) {
                 tool.restore(&obs);

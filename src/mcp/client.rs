@@ -1,20 +1,28 @@
 //! One connection to an MCP server through the official Rust SDK (`rmcp`): a stdio server is a
 //! child process started where the agent runs, with a cleared environment (a few harmless
-//! variables plus the server's own `env`, whose secrets come from the conversation by name).
-//! Start-up (spawn, initialize, `tools/list`) has a deadline; so has every call.
+//! variables plus the server's own `env`, whose secrets come from the conversation by name);
+//! an HTTP server is reached over MCP's streamable-HTTP transport (`super::http`), with the
+//! server's `headers` (secrets by name too). Start-up (spawn or connect, initialize,
+//! `tools/list`) has a deadline; so has every call. A server's url shows only through
+//! `shown_url`: it may carry a token.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolRequestParams, Tool as RemoteTool};
-use rmcp::service::{Peer, RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::service::{ClientInitializeError, Peer, RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::ServiceExt;
 use serde_json::Value;
 
-use super::config::{resolve, McpServer, Transport};
+use super::config::{resolve, shown_url, McpServer, Transport};
+use super::http::{HttpClient, RESERVED};
 
 /// Start-up deadline (connect and list tools) when the server sets none: OpenHands' 30 s.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,10 +61,11 @@ impl Connection {
         let start = async {
             let service = match server.transport() {
                 Transport::Stdio => start_stdio(name, server, working_dir, secrets).await?,
-                Transport::Http | Transport::Sse => {
+                Transport::Http => start_http(name, server, secrets).await?,
+                // rmcp 3 has no client for the old HTTP+SSE transport (MCP 2024-11-05).
+                Transport::Sse => {
                     return Err(format!(
-                        "MCP server '{name}' is an HTTP server ({}); this build of sandcrab starts stdio servers only: run it as a stdio command",
-                        server.url.as_deref().unwrap_or_default()
+                        "MCP server '{name}' uses the old SSE transport, which sandcrab's MCP client (rmcp 3) does not speak: serve it over streamable HTTP (\"transport\": \"http\") or run it as a stdio command"
                     ))
                 }
             };
@@ -67,10 +76,17 @@ impl Connection {
             Ok::<_, String>((service, tools))
         };
         let (service, tools) = tokio::time::timeout(deadline, start).await.map_err(|_| {
-            format!(
-                "MCP server '{name}' did not start within {} s: check its command, or raise its \"timeout\" (first runs of npx/uvx download packages)",
-                deadline.as_secs()
-            )
+            match server.transport() {
+                Transport::Stdio => format!(
+                    "MCP server '{name}' did not start within {} s: check its command, or raise its \"timeout\" (first runs of npx/uvx download packages)",
+                    deadline.as_secs()
+                ),
+                _ => format!(
+                    "MCP server '{name}' at {} did not answer within {} s: check that it is up and reachable from where the agent runs, or raise its \"timeout\"",
+                    shown_url(server.url.as_deref().unwrap_or_default()),
+                    deadline.as_secs()
+                ),
+            }
         })??;
         Ok(Connection {
             tools,
@@ -145,7 +161,79 @@ async fn start_stdio(
         .map_err(|e| format!("MCP server '{name}': cannot start '{command}': {e}"))?;
     // `()` answers no sampling request and declines every elicitation: nothing waits for a
     // person.
-    ().serve(transport)
-        .await
-        .map_err(|e| format!("MCP server '{name}' did not complete the MCP handshake: {e}"))
+    ().serve(transport).await.map_err(|e| {
+        format!(
+            "MCP server '{name}' did not complete the MCP handshake: {}",
+            handshake_error(&e)
+        )
+    })
+}
+
+async fn start_http(
+    name: &str,
+    server: &McpServer,
+    secrets: &BTreeMap<String, String>,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let url = server.url.as_deref().unwrap_or_default();
+    let shown = shown_url(url);
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(format!(
+                "MCP server '{name}': its url {shown} is not an http(s) URL: give the server's endpoint, like http://127.0.0.1:8000/mcp"
+            ))
+        }
+    }
+    let values = resolve(&server.headers, secrets).map_err(|missing| {
+        format!(
+            "MCP server '{name}' needs the secret {missing}, which this conversation does not have: pass it by name (sandcrab run --forward-env {missing}, or the create request's secrets)"
+        )
+    })?;
+    let mut headers = std::collections::HashMap::new();
+    for (key, value) in values {
+        let header = HeaderName::from_bytes(key.as_bytes())
+            .map_err(|_| format!("MCP server '{name}': '{key}' is not an HTTP header name"))?;
+        if RESERVED.contains(&header.as_str()) {
+            return Err(format!(
+                "MCP server '{name}': the header '{key}' is set by the MCP transport itself: remove it from the server's \"headers\""
+            ));
+        }
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            format!("MCP server '{name}': the value of the header '{key}' is not a valid HTTP header value (a line break in a secret?)")
+        })?;
+        value.set_sensitive(true);
+        headers.insert(header, value);
+    }
+    let client = HttpClient::new().map_err(|e| format!("MCP server '{name}': {e}"))?;
+    let config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers);
+    let transport = StreamableHttpClientTransport::with_client(client, config);
+    ().serve(transport).await.map_err(|e| {
+        format!(
+            "MCP server '{name}' at {shown} did not complete the MCP handshake: {}; check its url and \"headers\", and that it is up and reachable from where the agent runs",
+            handshake_error(&e)
+        )
+    })
+}
+
+/// Why a handshake failed, in words: without rmcp's transport type names, and with a reqwest
+/// error's causes (connection refused, TLS) spelled out.
+fn handshake_error(e: &ClientInitializeError) -> String {
+    let ClientInitializeError::TransportError { error, .. } = e else {
+        return e.to_string();
+    };
+    match error
+        .error
+        .downcast_ref::<StreamableHttpError<reqwest::Error>>()
+    {
+        Some(StreamableHttpError::Client(e)) => {
+            let mut out = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                out = format!("{out}: {c}");
+                cause = c.source();
+            }
+            out
+        }
+        _ => error.error.to_string(),
+    }
 }

@@ -181,13 +181,14 @@ fn validate(config: &McpConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// The config as a dump shows it: `env` and `headers` values masked.
+/// The config as a dump shows it: `env` and `headers` values and the url's credentials masked.
 pub fn masked(config: &McpConfig) -> Value {
     let mut out = Map::new();
     for (name, server) in config {
         let mut server = server.clone();
         server.env.values_mut().for_each(|v| *v = MASK.into());
         server.headers.values_mut().for_each(|v| *v = MASK.into());
+        server.url = server.url.as_deref().map(shown_url);
         out.insert(
             name.clone(),
             serde_json::to_value(server).unwrap_or_default(),
@@ -196,16 +197,62 @@ pub fn masked(config: &McpConfig) -> Value {
     Value::Object(out)
 }
 
-/// The secret a value names (`${NAME}` or `$NAME`), if it names one.
+/// The secret a whole value names (`${NAME}` or `$NAME`), if it names one.
 pub fn secret_name(value: &str) -> Option<&str> {
     let name = value
         .strip_prefix("${")
         .and_then(|v| v.strip_suffix('}'))
         .or_else(|| value.strip_prefix('$'))?;
-    let valid = !name.is_empty()
+    valid_name(name).then_some(name)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then_some(name)
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The pieces of a value: literal text and the secrets it names. A whole value `$NAME` names
+/// one; otherwise every `${NAME}` in it does (a header `Bearer ${TOKEN}`, as Claude's
+/// `.mcp.json` writes it). Anything else is literal.
+enum Piece<'a> {
+    Text(&'a str),
+    Secret(&'a str),
+}
+
+fn pieces(value: &str) -> Vec<Piece<'_>> {
+    if let Some(name) = value.strip_prefix('$').filter(|n| valid_name(n)) {
+        return vec![Piece::Secret(name)];
+    }
+    let mut out = Vec::new();
+    let mut rest = value;
+    let mut literal = 0;
+    while let Some(at) = rest[literal..].find("${").map(|i| i + literal) {
+        let after = &rest[at + 2..];
+        match after.find('}').filter(|end| valid_name(&after[..*end])) {
+            Some(end) => {
+                out.push(Piece::Text(&rest[..at]));
+                out.push(Piece::Secret(&after[..end]));
+                rest = &after[end + 1..];
+                literal = 0;
+            }
+            None => literal = at + 2,
+        }
+    }
+    out.push(Piece::Text(rest));
+    out.retain(|p| !matches!(p, Piece::Text("")));
+    out
+}
+
+/// The secrets a value names (see `pieces`).
+pub fn secret_refs(value: &str) -> Vec<&str> {
+    pieces(value)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Secret(name) => Some(name),
+            Piece::Text(_) => None,
+        })
+        .collect()
 }
 
 /// Every secret name the config refers to.
@@ -213,7 +260,7 @@ pub fn secret_names(config: &McpConfig) -> Vec<String> {
     let mut names: Vec<String> = config
         .values()
         .flat_map(|s| s.env.values().chain(s.headers.values()))
-        .filter_map(|v| secret_name(v))
+        .flat_map(|v| secret_refs(v))
         .map(String::from)
         .collect();
     names.sort();
@@ -229,14 +276,42 @@ pub fn resolve(
 ) -> Result<Vec<(String, String)>, String> {
     values
         .iter()
-        .map(|(k, v)| match secret_name(v) {
-            None => Ok((k.clone(), v.clone())),
-            Some(name) => secrets
-                .get(name)
-                .map(|s| (k.clone(), s.clone()))
-                .ok_or_else(|| name.to_string()),
+        .map(|(k, v)| {
+            let mut out = String::new();
+            for piece in pieces(v) {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Secret(name) => {
+                        out.push_str(secrets.get(name).ok_or_else(|| name.to_string())?)
+                    }
+                }
+            }
+            Ok((k.clone(), out))
         })
         .collect()
+}
+
+/// An HTTP server's url as messages and dumps show it: a user name, password and query
+/// values (where tokens hide) masked; text that is not a URL is masked whole.
+pub fn shown_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return MASK.into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(MASK));
+    }
+    if !parsed.username().is_empty() {
+        let _ = parsed.set_username(MASK);
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<String> = parsed
+            .query_pairs()
+            .map(|(k, _)| format!("{k}={MASK}"))
+            .collect();
+        parsed.set_query(Some(&pairs.join("&")));
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -302,5 +377,53 @@ mod tests {
         );
         assert_eq!(masked(&config)["s"]["env"]["MODE"], MASK);
         assert!(config["s"].required);
+    }
+
+    #[test]
+    fn a_header_may_embed_secrets_by_name() {
+        let config = parse_mcp_config(
+            r#"{"h":{"url":"http://127.0.0.1:1/mcp","headers":{"Authorization":"Bearer ${TOKEN}","X":"${A}-${B}","Y":"$5 ${not a name} ${C"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(secret_names(&config), vec!["A", "B", "TOKEN"]);
+        let secrets = BTreeMap::from([
+            ("TOKEN".to_string(), "t0k".to_string()),
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "2".to_string()),
+        ]);
+        assert_eq!(
+            resolve(&config["h"].headers, &secrets).unwrap(),
+            vec![
+                ("Authorization".into(), "Bearer t0k".into()),
+                ("X".into(), "1-2".into()),
+                ("Y".into(), "$5 ${not a name} ${C".into()),
+            ]
+        );
+        let missing = BTreeMap::from([("TOKEN".to_string(), "t".to_string())]);
+        assert_eq!(resolve(&config["h"].headers, &missing).unwrap_err(), "A");
+    }
+
+    #[test]
+    fn url_credentials_never_show() {
+        let shown = shown_url("https://bob:hunter2@mcp.example/mcp?key=s3cret&x=1#frag");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(!shown.contains("bob"), "{shown}");
+        assert!(
+            shown.starts_with("https://") && shown.contains("mcp.example/mcp?key="),
+            "{shown}"
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:8/mcp"),
+            "http://127.0.0.1:8/mcp"
+        );
+        assert_eq!(shown_url("not a url with a token"), MASK);
+        let config = parse_mcp_config(r#"{"r":{"url":"https://u:p@e/mcp"}}"#).unwrap();
+        assert!(!masked(&config)["r"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(":p@"));
     }
 }

@@ -1,6 +1,7 @@
 //! MCP tool servers: the configuration (`config`: OpenHands' `mcp_config` and the Claude-style
-//! form of the CLI/action), the client (`client`, on the official Rust SDK `rmcp`) and the
-//! adapter that makes a server's tools agent tools (`tool`).
+//! form of the CLI/action), the client (`client`, on the official Rust SDK `rmcp`; stdio
+//! servers and streamable-HTTP ones, the latter over `http`, rmcp's HTTP client trait on the
+//! crate's reqwest) and the adapter that makes a server's tools agent tools (`tool`).
 //!
 //! Servers start where the agent runs (inside the sandbox, under `sandcrab serve`), each within
 //! its start-up deadline. A server marked `required` that cannot start fails the conversation
@@ -9,6 +10,7 @@
 
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod tool;
 
 use std::collections::BTreeMap;

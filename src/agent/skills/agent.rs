@@ -1,6 +1,7 @@
 //! The agent's side of skills: the dynamic system block, keyword skills recalled into a user
 //! message (`extended_content` + `activated_skills`, once per conversation), and path rules
-//! recalled into the first observation that touches their folder.
+//! recalled into the first observation that touches their folder (once per conversation, also
+//! across a resume: `recall_path_rules`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,5 +106,36 @@ impl Agent {
         let (text, names) = render::path_rules(&skills.context, &relative, &activated)?;
         activated.extend(names);
         Some(serde_json::to_value(TextContent::new(text)).unwrap_or_default())
+    }
+
+    /// On a resume: takes note of the path rules the conversation already got, so none comes
+    /// a second time. They are those of the actions whose observations carried rules, replayed
+    /// in order against the same context (the event log has the paths, not the rule names).
+    pub(crate) fn recall_path_rules(&self, events: &[Event]) {
+        if self.skills.is_none() {
+            return;
+        }
+        let with_rules: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::ObservationEvent {
+                    action_id,
+                    extended_content,
+                    ..
+                } if !extended_content.is_empty() => Some(action_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        for event in events {
+            if let EventBody::ActionEvent(action) = &event.body {
+                if let Some(action) = action
+                    .action
+                    .as_ref()
+                    .filter(|_| with_rules.contains(event.id.as_str()))
+                {
+                    self.path_rule_content(action);
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The server's conversations: each is a `LocalConversation` that runs in a background task,
 //! with a view (events, status, stats) that requests read while it runs, and a version counter
 //! that wakes WebSocket subscribers. Conversations persist under the conversations folder with
-//! their create request, and are loaded back when the server starts.
+//! their create request, and are loaded back when the server starts (their MCP servers connect
+//! again on their next run).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -337,15 +338,10 @@ impl ConversationService {
 
     fn restore(&self, request_file: &Path) -> Result<()> {
         let request: StartRequest = serde_json::from_slice(&std::fs::read(request_file)?)?;
-        // MCP servers are started by `create` only: a conversation loaded back at start-up
-        // runs without them (said once here).
-        if request.mcp_config().is_ok_and(|c| !c.is_empty()) {
-            tracing::warn!(
-                "a conversation loaded back from {} runs without its MCP servers",
-                request_file.display()
-            );
-        }
-        self.build(request, Vec::new())
+        // Its MCP servers connect when it runs again, not at start-up: the server comes up at
+        // once, and a conversation that never runs again starts none.
+        let late = request.mcp_config().is_ok_and(|c| !c.is_empty());
+        self.build(request, Vec::new(), late)
             .map_err(|e| anyhow::anyhow!(e.detail))?;
         Ok(())
     }
@@ -388,7 +384,7 @@ impl ConversationService {
             .start_mcp(&working_dir)
             .await
             .map_err(ApiError::bad_request)?;
-        let handle = self.build(request, mcp_tools)?;
+        let handle = self.build(request, mcp_tools, false)?;
         self.save_request(&handle)?;
         if let Some(message) = initial {
             handle.send_message(message.text(), message.run).await?;
@@ -396,11 +392,13 @@ impl ConversationService {
         Ok((handle, true))
     }
 
-    /// Opens (or resumes) the conversation a request describes and registers it.
+    /// Opens (or resumes) the conversation a request describes and registers it. With
+    /// `late_mcp`, its MCP servers start when it next runs (a conversation loaded back).
     fn build(
         &self,
         request: StartRequest,
         mcp_tools: Vec<Arc<dyn crate::agent::tools::Tool>>,
+        late_mcp: bool,
     ) -> Result<Arc<Handle>, ApiError> {
         let id = request
             .conversation_id
@@ -427,7 +425,14 @@ impl ConversationService {
             kind: "LocalWorkspace".into(),
             working_dir: working_dir.to_string_lossy().into_owned(),
         };
-        let conversation = LocalConversation::open(agent, options)?;
+        let mut conversation = LocalConversation::open(agent, options)?;
+        if late_mcp {
+            let (request, dir) = (Arc::new(request.clone()), working_dir.clone());
+            conversation.set_late_tools(Arc::new(move || {
+                let (request, dir) = (request.clone(), dir.clone());
+                Box::pin(async move { request.start_mcp(&dir).await })
+            }));
+        }
         let handle = Handle::new(
             conversation,
             request,
