@@ -2,7 +2,7 @@
 //! the scripted model run that fixes it, embedded in the binary and written to a temporary git
 //! repository, so a newcomer sees a whole run with no API key and no network.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::error::BadInput;
@@ -21,18 +21,18 @@ const FILES: &[(&str, &str)] = &[
 
 /// A temporary copy of the example as a git repository with one commit; removed on drop.
 pub struct DemoRepo {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl DemoRepo {
     pub fn create() -> Result<Self, BadInput> {
-        let dir =
-            std::env::temp_dir().join(format!("sandcrab-demo-{}", uuid::Uuid::new_v4().simple()));
+        let dir = tempfile::Builder::new()
+            .prefix("sandcrab-demo-")
+            .tempdir()
+            .map_err(|e| BadInput::new(format!("cannot create the demo repository: {e}")))?;
         let repo = DemoRepo { dir };
-        std::fs::create_dir_all(&repo.dir)
-            .map_err(|e| BadInput::new(format!("cannot create {}: {e}", repo.dir.display())))?;
         for (name, text) in FILES {
-            let path = repo.dir.join(name);
+            let path = repo.dir.path().join(name);
             std::fs::write(&path, text)
                 .map_err(|e| BadInput::new(format!("cannot write {}: {e}", path.display())))?;
         }
@@ -41,19 +41,13 @@ impl DemoRepo {
             &["add", "-A"],
             &["commit", "-q", "-m", "calc: initial version"],
         ] {
-            git(&repo.dir, args)?;
+            git(repo.dir.path(), args)?;
         }
         Ok(repo)
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for DemoRepo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.dir.path()
     }
 }
 

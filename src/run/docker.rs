@@ -149,15 +149,34 @@ pub(super) async fn start_relay(
     .await
 }
 
-/// The script to copy in: the given file, or the demo's embedded one written to a temp file.
-pub(super) fn script_file(config: &RunConfig, path: &str) -> Result<PathBuf> {
+/// The script to copy in: the given file, or the demo's embedded one in a private temp file.
+pub(super) fn script_file(config: &RunConfig, path: &str) -> Result<ScriptFile> {
     if config.demo && config.llm.model == demo::MODEL {
-        let tmp =
-            std::env::temp_dir().join(format!("sandcrab-demo-script-{}.yaml", std::process::id()));
-        std::fs::write(&tmp, demo::SCRIPT)?;
-        return Ok(tmp);
+        let mut file = tempfile::Builder::new()
+            .prefix("sandcrab-demo-script-")
+            .suffix(".yaml")
+            .tempfile()?;
+        std::io::Write::write_all(&mut file, demo::SCRIPT.as_bytes())?;
+        return Ok(ScriptFile::Temporary(file.into_temp_path()));
     }
-    Ok(PathBuf::from(path))
+    Ok(ScriptFile::Given(PathBuf::from(path)))
+}
+
+/// A script on this machine: the user's file, or the demo's (removed on drop).
+pub(super) enum ScriptFile {
+    Given(PathBuf),
+    Temporary(tempfile::TempPath),
+}
+
+impl std::ops::Deref for ScriptFile {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        match self {
+            ScriptFile::Given(path) => path,
+            ScriptFile::Temporary(path) => path,
+        }
+    }
 }
 
 fn parse_labels(labels: &[String]) -> Result<Vec<(String, String)>, BadInput> {

@@ -21,7 +21,7 @@
 //! scratch directory. No pause/resume.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -292,11 +292,12 @@ fn not_found(program: &Path, e: std::io::Error) -> WorkspaceError {
 /// A private (0700) scratch directory with `workspace/` (holding the snapshot of `repo`),
 /// `conversations/` and nothing else yet.
 fn make_scratch(repo: Option<&Path>, exclude: &[PathBuf]) -> Result<PathBuf, WorkspaceError> {
-    let scratch = std::env::temp_dir().join(format!(
-        "sandcrab-apptainer-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::DirBuilder::new().mode(0o700).create(&scratch)?;
+    // tempfile's directories are created 0700 under an unpredictable name; the workspace
+    // removes it when it closes (and the release registry if the process is stopped).
+    let scratch = tempfile::Builder::new()
+        .prefix("sandcrab-apptainer-")
+        .tempdir()?
+        .keep();
     std::fs::create_dir(scratch.join("conversations"))?;
     let workspace = scratch.join("workspace");
     std::fs::create_dir(&workspace)?;

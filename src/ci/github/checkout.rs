@@ -101,15 +101,19 @@ impl Checkout {
         patch: &str,
         message: &str,
     ) -> Result<String, GitError> {
-        let index = TempFile::new("index");
-        let patch_file = TempFile::new("patch");
-        std::fs::write(&patch_file.0, patch).map_err(|e| GitError {
-            what: "commit".into(),
-            detail: format!("cannot write the patch: {e}"),
-        })?;
-        let idx = [("GIT_INDEX_FILE", index.0.to_string_lossy().into_owned())];
+        // The index and the patch in a private (0700) directory, removed on drop.
+        let scratch = tempfile::Builder::new()
+            .prefix("sandcrab-commit-")
+            .tempdir()
+            .and_then(|dir| std::fs::write(dir.path().join("patch"), patch).map(|()| dir))
+            .map_err(|e| GitError {
+                what: "commit".into(),
+                detail: format!("cannot write the patch: {e}"),
+            })?;
+        let (index, patch_file) = (scratch.path().join("index"), scratch.path().join("patch"));
+        let idx = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
         self.git(&["read-tree", parent], &idx, "read-tree").await?;
-        let patch_path = patch_file.0.to_string_lossy().into_owned();
+        let patch_path = patch_file.to_string_lossy().into_owned();
         self.git(
             &["apply", "--cached", "--binary", &patch_path],
             &idx,
@@ -220,22 +224,6 @@ impl Checkout {
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-/// A file path in the temp dir, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(kind: &str) -> Self {
-        let name = format!("sandcrab-{}.{kind}", uuid::Uuid::new_v4().simple());
-        TempFile(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
