@@ -13,6 +13,7 @@ pub mod demo;
 pub mod doctor;
 pub mod duration;
 pub mod error;
+pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod redact;

@@ -59,14 +59,10 @@ impl From<ApiError> for WorkspaceError {
 /// resolver) is an error here, never a fallback to `Client::new()`, which panics on that
 /// very failure.
 pub fn http_client() -> Result<Client, WorkspaceError> {
-    Client::builder()
+    crate::http::ClientSpec::new()
         .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| {
-            WorkspaceError::Other(format!(
-                "cannot set up the HTTP client (TLS or resolver): {e}"
-            ))
-        })
+        .build("")
+        .map_err(|e| WorkspaceError::Other(e.to_string()))
 }
 
 /// The HTTP side of an agent-server: base URL, session key, one pooled client. Shared by the
@@ -114,14 +110,14 @@ impl ServerApi {
             message: format!(
                 "cannot reach the agent-server at {} ({what}): {}",
                 self.base,
-                error_chain(&e)
+                crate::http::error_chain(&e)
             ),
         })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let detail = detail_of(&resp.text().await.unwrap_or_default());
+        let detail = crate::http::detail(&resp.text().await.unwrap_or_default());
         Err(ApiError {
             status: Some(status),
             message: format!(
@@ -159,57 +155,11 @@ impl ServerApi {
     }
 }
 
-/// The error and its causes, joined (reqwest's own message hides the cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
-/// The `detail` of a FastAPI-style error body (with OpenHands' `exception`, on a 500), else
-/// the body itself (shortened).
-fn detail_of(body: &str) -> String {
-    let json = serde_json::from_str::<Value>(body).unwrap_or_default();
-    let detail = match json.get("detail") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None if body.trim().is_empty() => "(no detail)".into(),
-        None => body.trim().chars().take(300).collect(),
-    };
-    match json.get("exception").and_then(Value::as_str) {
-        Some(exception) => format!("{detail}: {}", exception.trim_matches('"')),
-        None => detail,
-    }
-}
-
 fn status_hint(status: StatusCode) -> &'static str {
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             " (the session API key is missing or wrong)"
         }
         _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detail_comes_from_fastapi_bodies() {
-        assert_eq!(detail_of(r#"{"detail":"Unauthorized"}"#), "Unauthorized");
-        assert_eq!(detail_of(r#"{"detail":[{"msg":"x"}]}"#), r#"[{"msg":"x"}]"#);
-        assert_eq!(detail_of("plain text"), "plain text");
-        assert_eq!(detail_of(""), "(no detail)");
-        let crash = r#"{"detail":"Internal Server Error","exception":"\"ToolDefinition 'X' is not registered\""}"#;
-        assert_eq!(
-            detail_of(crash),
-            "Internal Server Error: ToolDefinition 'X' is not registered"
-        );
     }
 }
