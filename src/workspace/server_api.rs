@@ -1,6 +1,6 @@
 //! `ServerApi`: the HTTP client of an agent-server (base URL, `X-Session-API-Key` on every
 //! call when a key is set, one pooled client), shared by `RemoteWorkspace` and the
-//! conversations opened on it, and `ApiError`: a failed call, with the HTTP status and one
+//! conversations opened on it, and `ServerApiError`: a failed call, with the HTTP status and one
 //! readable message built from the server's FastAPI-style `detail`.
 
 use std::time::Duration;
@@ -17,20 +17,20 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A failed call to the agent-server: the HTTP status (none when it was not reached) and one
 /// readable message naming the call, the status and the server's `detail`.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ServerApiError {
     pub status: Option<StatusCode>,
     pub message: String,
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for ServerApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ServerApiError {}
 
-impl ApiError {
+impl ServerApiError {
     /// The server is unusable (unreachable, or it refuses our key), as opposed to refusing
     /// one operation.
     pub fn is_fatal(&self) -> bool {
@@ -41,15 +41,15 @@ impl ApiError {
     }
 
     pub(super) fn malformed(what: &str, err: impl std::fmt::Display) -> Self {
-        ApiError {
+        ServerApiError {
             status: None,
             message: format!("the agent-server sent an unexpected answer to {what}: {err}"),
         }
     }
 }
 
-impl From<ApiError> for WorkspaceError {
-    fn from(e: ApiError) -> Self {
+impl From<ServerApiError> for WorkspaceError {
+    fn from(e: ServerApiError) -> Self {
         WorkspaceError::Other(e.message)
     }
 }
@@ -103,9 +103,9 @@ impl ServerApi {
         }
     }
 
-    /// Sends a request; a non-2xx answer becomes an `ApiError` carrying the server's `detail`.
-    pub async fn send(&self, what: &str, rb: RequestBuilder) -> Result<Response, ApiError> {
-        let resp = rb.send().await.map_err(|e| ApiError {
+    /// Sends a request; a non-2xx answer becomes an `ServerApiError` carrying the server's `detail`.
+    pub async fn send(&self, what: &str, rb: RequestBuilder) -> Result<Response, ServerApiError> {
+        let resp = rb.send().await.map_err(|e| ServerApiError {
             status: None,
             message: format!(
                 "cannot reach the agent-server at {} ({what}): {}",
@@ -118,7 +118,7 @@ impl ServerApi {
         }
         let status = resp.status();
         let detail = crate::http::detail(&resp.text().await.unwrap_or_default());
-        Err(ApiError {
+        Err(ServerApiError {
             status: Some(status),
             message: format!(
                 "{what} on the agent-server at {} failed: HTTP {status}: {detail}{}",
@@ -133,12 +133,14 @@ impl ServerApi {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServerApiError> {
         let what = format!("GET {path}");
         let resp = self
             .send(&what, self.request(Method::GET, path).query(query))
             .await?;
-        resp.json().await.map_err(|e| ApiError::malformed(&what, e))
+        resp.json()
+            .await
+            .map_err(|e| ServerApiError::malformed(&what, e))
     }
 
     /// `POST path` with a JSON body, the answer decoded as JSON.
@@ -146,12 +148,14 @@ impl ServerApi {
         &self,
         path: &str,
         body: &Value,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServerApiError> {
         let what = format!("POST {path}");
         let resp = self
             .send(&what, self.request(Method::POST, path).json(body))
             .await?;
-        resp.json().await.map_err(|e| ApiError::malformed(&what, e))
+        resp.json()
+            .await
+            .map_err(|e| ServerApiError::malformed(&what, e))
     }
 }
 

@@ -46,10 +46,10 @@ fn marked(body: &str) -> (String, String) {
 }
 
 /// Looks for the object a failed create may have made: `Some` when found.
-type Lookup<'a> = futures_util::future::BoxFuture<'a, Result<Option<Value>, ApiError>>;
+type Lookup<'a> = futures_util::future::BoxFuture<'a, Result<Option<Value>, GithubApiError>>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum GithubApiError {
     #[error("GitHub refused to {what} (422 Unprocessable Entity): {message}")]
     Unprocessable { what: String, message: String },
     #[error("GitHub answered {status} to {what}: {message}")]
@@ -66,12 +66,12 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
+impl GithubApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Unprocessable { .. } => Some(422),
-            ApiError::Status { status, .. } => Some(*status),
-            ApiError::Transport { .. } => None,
+            GithubApiError::Unprocessable { .. } => Some(422),
+            GithubApiError::Status { status, .. } => Some(*status),
+            GithubApiError::Transport { .. } => None,
         }
     }
 }
@@ -155,7 +155,7 @@ impl GithubApi {
     pub async fn permission(
         &self,
         user: &str,
-    ) -> Result<Option<(String, Option<String>)>, ApiError> {
+    ) -> Result<Option<(String, Option<String>)>, GithubApiError> {
         let path = format!("/repos/{}/collaborators/{user}/permission", self.repo);
         match self
             .call::<Permission>(Method::GET, &path, None, "read a collaborator's permission")
@@ -167,7 +167,11 @@ impl GithubApi {
         }
     }
 
-    pub async fn create_comment(&self, number: u64, body: &str) -> Result<CommentRef, ApiError> {
+    pub async fn create_comment(
+        &self,
+        number: u64,
+        body: &str,
+    ) -> Result<CommentRef, GithubApiError> {
         let path = format!("/repos/{}/issues/{number}/comments", self.repo);
         let (body, marker) = marked(body);
         let since = (chrono::Utc::now() - chrono::Duration::minutes(10))
@@ -186,7 +190,7 @@ impl GithubApi {
             .await
     }
 
-    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, ApiError> {
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, GithubApiError> {
         let path = format!("/repos/{}/issues/comments/{id}", self.repo);
         self.call(
             Method::PATCH,
@@ -197,19 +201,19 @@ impl GithubApi {
         .await
     }
 
-    pub async fn pull_request(&self, number: u64) -> Result<PullRequest, ApiError> {
+    pub async fn pull_request(&self, number: u64) -> Result<PullRequest, GithubApiError> {
         let path = format!("/repos/{}/pulls/{number}", self.repo);
         self.call(Method::GET, &path, None, "read the pull request")
             .await
     }
 
     /// An issue (the issues API also answers for pull requests: `pull_request` is then set).
-    pub async fn issue(&self, number: u64) -> Result<Issue, ApiError> {
+    pub async fn issue(&self, number: u64) -> Result<Issue, GithubApiError> {
         let path = format!("/repos/{}/issues/{number}", self.repo);
         self.call(Method::GET, &path, None, "read the issue").await
     }
 
-    pub async fn default_branch(&self) -> Result<String, ApiError> {
+    pub async fn default_branch(&self) -> Result<String, GithubApiError> {
         let repo: Value = self
             .call(
                 Method::GET,
@@ -225,7 +229,7 @@ impl GithubApi {
     }
 
     /// Opens a pull request; `pr["head"]` is a branch of this repository.
-    pub async fn create_pull(&self, pr: &Value) -> Result<Created, ApiError> {
+    pub async fn create_pull(&self, pr: &Value) -> Result<Created, GithubApiError> {
         let path = format!("/repos/{}/pulls", self.repo);
         let owner = self.repo.split('/').next().unwrap_or_default();
         let head = pr["head"].as_str().unwrap_or_default();
@@ -252,7 +256,7 @@ impl GithubApi {
         commit_id: Option<&str>,
         body: &str,
         comments: &[InlineComment],
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Created, GithubApiError> {
         let path = format!("/repos/{}/pulls/{number}/reviews", self.repo);
         let (body, marker) = marked(body);
         let mut review = json!({"body": body, "event": "COMMENT", "comments": comments});
@@ -272,16 +276,18 @@ impl GithubApi {
     }
 
     /// The id of the App's installation on this repository (the client holds the App's JWT).
-    pub async fn repo_installation(&self) -> Result<u64, ApiError> {
+    pub async fn repo_installation(&self) -> Result<u64, GithubApiError> {
         let path = format!("/repos/{}/installation", self.repo);
         let installation: Value = self
             .call(Method::GET, &path, None, "find the App's installation")
             .await?;
-        installation["id"].as_u64().ok_or_else(|| ApiError::Status {
-            status: 200,
-            what: "find the App's installation".into(),
-            message: "the answer has no id".into(),
-        })
+        installation["id"]
+            .as_u64()
+            .ok_or_else(|| GithubApiError::Status {
+                status: 200,
+                what: "find the App's installation".into(),
+                message: "the answer has no id".into(),
+            })
     }
 
     /// Mints an installation token (the client holds the App's JWT). Repeating the POST after a
@@ -291,7 +297,7 @@ impl GithubApi {
         &self,
         installation: u64,
         body: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, GithubApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         self.call(
             Method::POST,
@@ -303,7 +309,7 @@ impl GithubApi {
     }
 
     /// Revokes the token this client holds.
-    pub async fn revoke_installation_token(&self) -> Result<(), ApiError> {
+    pub async fn revoke_installation_token(&self) -> Result<(), GithubApiError> {
         self.call(
             Method::DELETE,
             "/installation/token",
@@ -321,7 +327,7 @@ impl GithubApi {
         body: Value,
         what: &str,
         find: &'f (dyn Fn() -> Lookup<'f> + Sync),
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         self.request(Method::POST, path, Some(body), what, Some(find))
             .await
     }
@@ -332,7 +338,7 @@ impl GithubApi {
         path: &str,
         body: Option<Value>,
         what: &str,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         self.request(method, path, body, what, None).await
     }
 
@@ -343,7 +349,7 @@ impl GithubApi {
         body: Option<Value>,
         what: &str,
         find: Option<&'f (dyn Fn() -> Lookup<'f> + Sync)>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         let url = format!("{}{path}", self.base);
         let body = body.map(|mut b| {
             self.redactor.redact_json(&mut b);
@@ -379,14 +385,14 @@ impl GithubApi {
             Err(e) => !e.is_connect(),
         };
         if let (Some(find), true) = (find, may_have_been_made) {
-            let found = find().await.map_err(|e| ApiError::Status {
+            let found = find().await.map_err(|e| GithubApiError::Status {
                 status: e.status().unwrap_or(0),
                 what: what.to_string(),
                 message: format!("the attempt failed and looking for its result failed too, so it is not repeated (no duplicate): {e}"),
             })?;
             if let Some(found) = found {
                 eprintln!("sandcrab: GitHub: {what}: the failed attempt had been carried out; not posting again");
-                return serde_json::from_value(found).map_err(|e| ApiError::Status {
+                return serde_json::from_value(found).map_err(|e| GithubApiError::Status {
                     status: 200,
                     what: what.to_string(),
                     message: format!("unexpected answer: {e}"),
@@ -395,7 +401,7 @@ impl GithubApi {
         }
         match outcome {
             Ok(r) => self.read(r, what).await,
-            Err(e) => Err(ApiError::Transport {
+            Err(e) => Err(GithubApiError::Transport {
                 url: self.base.clone(),
                 what: what.to_string(),
                 message: e.to_string(),
@@ -423,7 +429,11 @@ impl GithubApi {
         req.send().await
     }
 
-    async fn read<T: DeserializeOwned>(&self, r: Response, what: &str) -> Result<T, ApiError> {
+    async fn read<T: DeserializeOwned>(
+        &self,
+        r: Response,
+        what: &str,
+    ) -> Result<T, GithubApiError> {
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         if status.is_success() {
@@ -432,7 +442,7 @@ impl GithubApi {
             } else {
                 &text
             };
-            return serde_json::from_str(text).map_err(|e| ApiError::Status {
+            return serde_json::from_str(text).map_err(|e| GithubApiError::Status {
                 status: status.as_u16(),
                 what: what.to_string(),
                 message: format!("unexpected answer: {e}"),
@@ -440,12 +450,12 @@ impl GithubApi {
         }
         let message = self.redactor.redact(&error_message(&text));
         if status == StatusCode::UNPROCESSABLE_ENTITY {
-            return Err(ApiError::Unprocessable {
+            return Err(GithubApiError::Unprocessable {
                 what: what.to_string(),
                 message,
             });
         }
-        Err(ApiError::Status {
+        Err(GithubApiError::Status {
             status: status.as_u16(),
             what: what.to_string(),
             message,
