@@ -3,7 +3,8 @@
 //! providers and the LLM relay): [`ClientSpec`] builds a `reqwest` client and reports a client
 //! that cannot be built as an error (never a panic, never a silent fallback); [`retry`] is the
 //! one retry policy (backoff with jitter, `Retry-After`, idempotency); [`detail`] is the one
-//! reading of an error body and [`error_chain`] the one formatting of an error with its causes.
+//! reading of an error body and [`error_chain`] the one formatting of an error with its causes;
+//! [`same_secret`] the one constant-time comparison of a presented key or token.
 //!
 //! A leaf module: it imports nothing of the crate, so every layer may use it.
 
@@ -135,9 +136,28 @@ pub fn detail(body: &str) -> String {
     text.chars().take(MAX_DETAIL_CHARS).collect()
 }
 
+/// Whether a presented secret (a session key, a relay token) equals the expected one, in time
+/// that depends on the lengths only, not on where the bytes differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_secret_needs_every_byte_and_the_length() {
+        assert!(same_secret(b"alpha", b"alpha"));
+        assert!(!same_secret(b"alpha", b"alphb"));
+        assert!(!same_secret(b"alpha", b"alph"));
+        assert!(!same_secret(b"alph", b"alpha"));
+        assert!(same_secret(b"", b""));
+    }
 
     #[test]
     fn detail_reads_the_usual_error_bodies() {

@@ -481,7 +481,7 @@ fn is_authorized(headers: &HeaderMap, token: &str) -> bool {
         .map(str::trim);
     bearer
         .chain(api_key)
-        .any(|presented| same_secret(presented, token))
+        .any(|presented| crate::http::same_secret(presented.as_bytes(), token.as_bytes()))
 }
 
 fn strip_bearer(value: &str) -> Option<&str> {
@@ -489,13 +489,6 @@ fn strip_bearer(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| credentials.trim())
-}
-
-/// Compares in time independent of where the first difference is.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let differences = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    a.len() == b.len() && differences == 0
 }
 
 /// Request headers a model call needs; every other one the sandbox sends is dropped (among
