@@ -151,6 +151,17 @@ pub enum WorkspaceError {
     Other(String),
 }
 
+/// Runs blocking work (tar building, file IO, image conversion) off the async threads; its
+/// error, and a panic of the work, become a `WorkspaceError`.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<WorkspaceError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, WorkspaceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| WorkspaceError::Other(e.to_string()))?
+        .map_err(Into::into)
+}
+
 /// Where commands run and files live.
 #[async_trait]
 pub trait Workspace: Send + Sync {
