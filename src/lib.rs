@@ -25,6 +25,7 @@ pub mod doctor;
 pub mod duration;
 pub mod error;
 pub mod event_log;
+pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod protocol;

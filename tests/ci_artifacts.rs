@@ -13,21 +13,17 @@ use std::time::Duration;
 
 use fake::{FakeArtifactService, ARTIFACT_ID, JOB_ID, RUN_ID};
 use sandcrab::ci::artifacts::{ArtifactError, ArtifactService};
-use sandcrab::ci::retry::Backoff;
+use sandcrab::http::retry::RetryPolicy;
 use sha2::{Digest, Sha256};
 
 /// Short waits, so retries do not slow the tests.
-const QUICK: Backoff = Backoff {
-    attempts: 5,
-    first_wait: Duration::from_millis(5),
-    factor: 1.5,
-};
+const QUICK: RetryPolicy = RetryPolicy::new(5, Duration::from_millis(5), 1.5);
 
 fn service(fake: &FakeArtifactService, retention: Option<u32>) -> ArtifactService {
     captured_log();
     ArtifactService::new(&fake::token(), &fake.results_url, retention)
         .unwrap()
-        .with_backoff(QUICK)
+        .with_policy(QUICK)
 }
 
 /// Run outputs on disk: (name in the zip, path, content).
@@ -242,7 +238,7 @@ async fn a_token_the_service_does_not_accept_fails_at_create() {
     let files = outputs(dir.path(), &[("a.txt", b"a")]);
     let service = ArtifactService::new(&other, &fake.results_url, None)
         .unwrap()
-        .with_backoff(QUICK);
+        .with_policy(QUICK);
     let e = service.upload("x", &files).await.unwrap_err();
     assert!(
         matches!(e, ArtifactError::Service { status: 401, .. }),

@@ -14,19 +14,15 @@ use std::time::Duration;
 use fake::{FakeGitlab, TOKEN};
 use sandcrab::ci::gitlab::api::NewMergeRequest;
 use sandcrab::ci::gitlab::{GitlabClient, GitlabError, NoteTarget};
-use sandcrab::ci::retry::Backoff;
 use sandcrab::config::gitlab::gitlab_token;
+use sandcrab::http::retry::RetryPolicy;
 
-const QUICK: Backoff = Backoff {
-    attempts: 5,
-    first_wait: Duration::from_millis(5),
-    factor: 2.0,
-};
+const QUICK: RetryPolicy = RetryPolicy::new(5, Duration::from_millis(5), 2.0);
 
 fn client(fake: &FakeGitlab, token: &str) -> GitlabClient {
     GitlabClient::new(&fake.api_url, Some(token))
         .unwrap()
-        .with_backoff(QUICK)
+        .with_policy(QUICK)
 }
 
 fn assert_token_only_in_headers(fake: &FakeGitlab) {
@@ -117,20 +113,46 @@ async fn creates_and_updates_a_note_on_an_issue() {
 #[tokio::test]
 async fn retries_on_5xx_and_429() {
     let fake = FakeGitlab::start().await;
+    let client = client(&fake, TOKEN);
+    let target = NoteTarget::MergeRequest(1);
+    let note = client.create_note("42", target, "hi").await.unwrap();
     fake.fail(&[502, 429, 503]);
-    let note = client(&fake, TOKEN)
-        .create_note("42", NoteTarget::MergeRequest(1), "hi")
+    client
+        .update_note("42", target, note.id, "edited")
         .await
         .unwrap();
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(
         statuses,
-        [502, 429, 503, 201],
+        [201, 502, 429, 503, 200],
         "201 Created, as GitLab answers"
     );
     assert_eq!(
         fake.note("42", "merge_requests", 1, note.id).as_deref(),
-        Some("hi")
+        Some("edited")
+    );
+}
+
+#[tokio::test]
+async fn a_new_note_is_posted_again_after_a_429_but_never_after_a_5xx() {
+    let fake = FakeGitlab::start().await;
+    let client = client(&fake, TOKEN);
+    fake.fail(&[429]);
+    client
+        .create_note("42", NoteTarget::MergeRequest(1), "hi")
+        .await
+        .unwrap();
+    fake.fail(&[502]);
+    let e = client
+        .create_note("42", NoteTarget::MergeRequest(1), "again")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GitlabError::Api { status: 502, .. }), "{e}");
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [429, 201, 502],
+        "the POST that reached GitLab is not sent again"
     );
 }
 
@@ -138,10 +160,7 @@ async fn retries_on_5xx_and_429() {
 async fn a_server_that_keeps_failing_is_given_up_with_its_status() {
     let fake = FakeGitlab::start().await;
     fake.fail(&[500; 10]);
-    let e = client(&fake, TOKEN)
-        .create_note("42", NoteTarget::MergeRequest(1), "hi")
-        .await
-        .unwrap_err();
+    let e = client(&fake, TOKEN).issue("42", 3).await.unwrap_err();
     assert!(matches!(e, GitlabError::Api { status: 500, .. }), "{e}");
     assert_eq!(fake.requests().len(), 5, "five attempts");
 }

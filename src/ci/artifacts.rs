@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 pub use archive::{check_artifact_name, check_entry_name};
 pub use blob::DEFAULT_BLOCK_SIZE;
 
-use crate::ci::retry::Backoff;
+use crate::http::retry::RetryPolicy;
+use crate::http::ClientSpec;
 use blob::BlobTarget;
 use token::BackendIds;
 use twirp::{CreateArtifactResponse, FinalizeArtifactResponse, TwirpClient};
@@ -82,6 +83,9 @@ pub struct UploadedArtifact {
     pub sha256: String,
 }
 
+/// GitHub's artifact client: 5 attempts, 3 s, x1.5.
+pub const DEFAULT_POLICY: RetryPolicy = RetryPolicy::new(5, Duration::from_secs(3), 1.5);
+
 /// The artifact service of one job.
 pub struct ArtifactService {
     twirp: TwirpClient,
@@ -103,21 +107,20 @@ impl ArtifactService {
         if retention_days == Some(0) {
             return Err(ArtifactError::BadRetention(0));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
+        let http = ClientSpec::new()
             .connect_timeout(Duration::from_secs(30))
             .timeout(Duration::from_secs(300))
-            .build()
+            .build("the artifact upload")
             .map_err(|e| ArtifactError::Unreachable {
                 what: "artifact upload: the HTTP client".into(),
-                reason: crate::ci::retry::transport_error(e),
+                reason: e.reason,
             })?;
         Ok(ArtifactService {
             twirp: TwirpClient {
                 http,
                 origin,
                 token: runtime_token.trim().to_string(),
-                backoff: Backoff::default(),
+                policy: DEFAULT_POLICY,
             },
             ids,
             retention_days,
@@ -126,8 +129,8 @@ impl ArtifactService {
     }
 
     /// The waits between attempts (default: 5 attempts, 3 s, x1.5).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.twirp.backoff = backoff;
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.twirp.policy = policy;
         self
     }
 
@@ -163,7 +166,7 @@ impl ArtifactService {
         BlobTarget {
             http: &self.twirp.http,
             url,
-            backoff: self.twirp.backoff,
+            policy: self.twirp.policy,
             block_size: self.block_size,
         }
         .upload(&zip)

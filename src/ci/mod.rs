@@ -4,14 +4,14 @@
 //!
 //! `feedback` (the forge comment as a trait) and `render` (its Markdown) are shared by the
 //! platforms; `github/` is GitHub's side; `artifacts` is the Actions artifact client;
-//! `gitlab/` is GitLab's side (notes client, job context, flow); `retry` the HTTP retry policy both use.
+//! `gitlab/` is GitLab's side (notes client, job context, flow). HTTP retries are
+//! `crate::http::retry`.
 
 pub mod artifacts;
 pub mod feedback;
 pub mod github;
 pub mod gitlab;
 pub mod render;
-pub mod retry;
 
 use anyhow::Result;
 

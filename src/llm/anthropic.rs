@@ -29,11 +29,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::retry::{http_client, send_with_retries, RetryPolicy};
+use super::retry::{http_client, send_with_retries};
 use super::{
     CacheTtl, ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError,
     LlmSetupError, Role, ToolCall, ToolSpec, Usage,
 };
+use crate::http::retry::RetryPolicy;
 
 /// The `anthropic-version` header value.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -71,7 +72,7 @@ impl AnthropicClient {
             model: model.to_string(),
             endpoint: format!("{base}/v1/messages"),
             api_key: config.api_key.clone().filter(|k| !k.trim().is_empty()),
-            policy: RetryPolicy::from_config(config),
+            policy: super::retry::policy(config),
             max_tokens: config.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             temperature: config.temperature,
             cache_control: config

@@ -15,11 +15,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::retry::{http_client, send_with_retries, RetryPolicy};
+use super::retry::{http_client, send_with_retries};
 use super::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError, LlmSetupError, Role,
     ToolCall, ToolSpec, Usage,
 };
+use crate::http::retry::RetryPolicy;
 
 /// A client for one model on one OpenAI-compatible server.
 pub struct OpenAiClient {
@@ -82,7 +83,7 @@ impl OpenAiClient {
             model: model.to_string(),
             endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key: config.api_key.clone().filter(|k| !k.trim().is_empty()),
-            policy: RetryPolicy::from_config(config),
+            policy: super::retry::policy(config),
             max_tokens: config.max_output_tokens,
             temperature: config.temperature,
             cache: PromptCache::of(config, model),

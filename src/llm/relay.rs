@@ -308,12 +308,11 @@ impl Shared {
     ) -> anyhow::Result<Self> {
         let key = config.api_key.as_deref().filter(|k| !k.trim().is_empty());
         let key_header = key.map(|k| config.provider.key_header(k)).transpose()?;
-        let http = reqwest::Client::builder()
+        let http = crate::http::ClientSpec::new()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("could not build the LLM relay's HTTP client")?;
+            .no_redirects()
+            .build("the LLM relay")?;
         Ok(Shared {
             upstream,
             token: new_token(),
@@ -482,7 +481,7 @@ fn is_authorized(headers: &HeaderMap, token: &str) -> bool {
         .map(str::trim);
     bearer
         .chain(api_key)
-        .any(|presented| same_secret(presented, token))
+        .any(|presented| crate::http::same_secret(presented.as_bytes(), token.as_bytes()))
 }
 
 fn strip_bearer(value: &str) -> Option<&str> {
@@ -490,13 +489,6 @@ fn strip_bearer(value: &str) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| credentials.trim())
-}
-
-/// Compares in time independent of where the first difference is.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let differences = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    a.len() == b.len() && differences == 0
 }
 
 /// Request headers a model call needs; every other one the sandbox sends is dropped (among
@@ -610,21 +602,9 @@ fn upstream_failure(shared: &Shared, error: &reqwest::Error) -> Response {
     };
     let message = format!(
         "the LLM relay could not reach the upstream: {}",
-        chain(error)
+        crate::http::error_chain(error)
     );
     relay_error(status, &shared.redactor.redact(&message))
-}
-
-/// An error and its causes, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A JSON error both OpenAI and Anthropic clients can read.

@@ -18,11 +18,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::openai::{number, post_bearer, preview, PromptCache};
-use super::retry::{http_client, RetryPolicy};
+use super::retry::http_client;
 use super::{
     ChatMessage, ChatRequest, ChatResponse, LlmClient, LlmConfig, LlmError, LlmSetupError, Role,
     ToolCall, ToolSpec, Usage,
 };
+use crate::http::retry::RetryPolicy;
 
 /// A client for one model on the Responses API.
 pub struct ResponsesClient {
@@ -46,7 +47,7 @@ impl ResponsesClient {
             model: model.to_string(),
             endpoint: format!("{}/responses", base_url.trim_end_matches('/')),
             api_key: config.api_key.clone().filter(|k| !k.trim().is_empty()),
-            policy: RetryPolicy::from_config(config),
+            policy: super::retry::policy(config),
             max_tokens: config.max_output_tokens,
             cache: PromptCache::of(config, model),
             reasoning_effort: config.reasoning_effort.map(|e| e.as_str()),

@@ -1,18 +1,21 @@
 //! Sending one HTTP request to a model provider with retries, shared by the HTTP clients.
 //!
-//! Retried: HTTP 408, 409, 429 and 5xx (Anthropic's 529 "overloaded" included), connection
-//! errors and timeouts, up to `num_retries` times after the first attempt. The wait before a
-//! retry honours the provider's `Retry-After` header (capped at [`MAX_RETRY_AFTER`]); without
-//! one it is an exponential backoff from `retry_min_wait`, doubling per retry and capped at
-//! `retry_max_wait`, plus up to 10% jitter. Every retry logs one `warn` line.
+//! The policy is [`crate::http::retry`]'s, with the values of `--llm-num-retries`,
+//! `--llm-retry-min-wait` and `--llm-retry-max-wait`: retried are HTTP 408, 409, 429 and 5xx
+//! (Anthropic's 529 "overloaded" included), connection errors and timeouts, up to
+//! `num_retries` times after the first attempt (a completion creates nothing on the provider,
+//! so it is an idempotent call). The wait before a retry honours the provider's `Retry-After`
+//! header (capped at [`MAX_RETRY_AFTER`]); without one it is an exponential backoff from
+//! `retry_min_wait`, doubling per retry and capped at `retry_max_wait`, plus up to 10% jitter.
+//! Every retry logs one `warn` line.
 //!
 //! The API key never appears in an error or a log line: every text taken from the provider is
 //! scrubbed of it before it is kept.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use crate::http::retry::{self, Idempotency, Jitter, RetryPolicy, Statuses, Verdict};
+use crate::http::{error_chain, ClientSpec};
 
 use super::{LlmConfig, LlmError, LlmSetupError};
 
@@ -25,72 +28,27 @@ const MAX_ERROR_BODY_CHARS: usize = 500;
 /// How many characters of an error body a retry log line shows.
 const MAX_LOG_BODY_CHARS: usize = 160;
 
-/// How often and how long to wait between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub num_retries: u32,
-    /// Backoff before the first retry.
-    pub min_wait: Duration,
-    /// Longest backoff (the `Retry-After` cap is [`MAX_RETRY_AFTER`] instead).
-    pub max_wait: Duration,
-}
-
-impl RetryPolicy {
-    pub fn from_config(config: &LlmConfig) -> Self {
-        RetryPolicy {
-            num_retries: config.num_retries,
-            min_wait: config.retry_min_wait,
-            max_wait: config.retry_max_wait,
-        }
-    }
-
-    /// The backoff before retry number `retry` (1 = the first retry), without jitter:
-    /// `min_wait * 2^(retry-1)`, capped at `max_wait`.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.min_wait
-            .checked_mul(factor)
-            .unwrap_or(Duration::MAX)
-            .min(self.max_wait)
-    }
-
-    /// The wait before retry number `retry`: the provider's `Retry-After` (capped at
-    /// [`MAX_RETRY_AFTER`]) when it sent one, else the backoff plus up to 10% jitter (still
-    /// capped at `max_wait`).
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.min(MAX_RETRY_AFTER);
-        }
-        let base = self.backoff(retry);
-        (base + base.mul_f64(fastrand::f64() * 0.1)).min(self.max_wait)
-    }
-}
-
-/// Whether an HTTP status is worth retrying: timeouts, conflicts, rate limits, server errors.
-pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 409 | 429 | 500..=599)
-}
-
-/// Parses a `Retry-After` value: delta-seconds (fractions allowed) or an HTTP-date (IMF-fixdate,
-/// as of `now`; a date in the past means "now"). `None` when it is neither.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
-    }
-    let date = DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&Utc) - now;
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+/// The retry policy of the configured values (`num_retries` after the first attempt, backoff
+/// from `retry_min_wait` doubling up to `retry_max_wait`, 10% jitter, `Retry-After` up to
+/// [`MAX_RETRY_AFTER`], the model providers' retryable statuses).
+pub fn policy(config: &LlmConfig) -> RetryPolicy {
+    RetryPolicy::new(
+        config.num_retries.saturating_add(1),
+        config.retry_min_wait,
+        2.0,
+    )
+    .cap(config.retry_max_wait)
+    .jitter(Jitter::Add(0.1))
+    .retry_after_cap(MAX_RETRY_AFTER)
+    .statuses(Statuses::ModelProvider)
 }
 
 /// Builds the `reqwest` client every HTTP model client uses; `timeout` is per request.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, LlmSetupError> {
-    reqwest::Client::builder()
+    ClientSpec::new()
         .timeout(timeout)
-        .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| LlmSetupError::Http(error_chain(&e)))
+        .build("")
+        .map_err(|e| LlmSetupError::Http(e.reason))
 }
 
 /// Sends the request `build` makes (once per attempt) until it succeeds, fails for good, or
@@ -101,27 +59,32 @@ pub async fn send_with_retries(
     secret: Option<&str>,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<String, LlmError> {
-    let attempts_allowed = policy.num_retries.saturating_add(1);
-    let mut attempt = 1;
-    loop {
-        let failure = match send_once(build()).await {
-            Ok(body) => return Ok(body),
-            Err(failure) => failure.scrubbed(secret),
-        };
-        if attempt >= attempts_allowed || !failure.is_retryable() {
-            return Err(failure.into_error(attempt));
-        }
-        let wait = policy.delay(attempt, failure.retry_after());
-        tracing::warn!(
-            "{}; retrying in {:.1}s (attempt {} of {})",
-            failure.describe(),
-            wait.as_secs_f64(),
-            attempt + 1,
-            attempts_allowed
-        );
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
+    let attempts = policy.max_attempts();
+    let mut made = 0;
+    let outcome = retry::retry(
+        policy,
+        |number| {
+            made = number;
+            let request = build();
+            async move { send_once(request).await.map_err(|f| f.scrubbed(secret)) }
+        },
+        |outcome| match outcome {
+            Ok(_) => Verdict::Done,
+            Err(failure) if failure.is_retryable(policy) => Verdict::Retry(failure.retry_after()),
+            Err(_) => Verdict::Done,
+        },
+        |outcome, wait, next| {
+            if let Err(failure) = outcome {
+                tracing::warn!(
+                    "{}; retrying in {:.1}s (attempt {next} of {attempts})",
+                    failure.describe(),
+                    wait.as_secs_f64(),
+                );
+            }
+        },
+    )
+    .await;
+    outcome.map_err(|failure| failure.into_error(made))
 }
 
 /// Why one attempt failed.
@@ -136,9 +99,11 @@ enum Failure {
 }
 
 impl Failure {
-    fn is_retryable(&self) -> bool {
+    fn is_retryable(&self, policy: &RetryPolicy) -> bool {
         match self {
-            Failure::Status { status, .. } => is_retryable_status(*status),
+            Failure::Status { status, .. } => {
+                policy.retries_status(*status, Idempotency::Idempotent)
+            }
             Failure::Transport(_) => true,
         }
     }
@@ -201,18 +166,13 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<String, Failure> 
     if response.status().is_success() {
         return response.text().await.map_err(transport_failure);
     }
-    let retry_after = retry_after_header(response.headers());
+    let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
     let body = response.text().await.unwrap_or_default();
     Err(Failure::Status {
         status,
         body,
         retry_after,
     })
-}
-
-fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(value, Utc::now())
 }
 
 fn transport_failure(error: reqwest::Error) -> Failure {
@@ -222,21 +182,6 @@ fn transport_failure(error: reqwest::Error) -> Failure {
         error_chain(&error)
     };
     Failure::Transport(message)
-}
-
-/// An error and its causes on one line (reqwest hides "connection refused" in the sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// `text` with every occurrence of `secret` replaced (secrets shorter than 4 characters are
@@ -264,83 +209,39 @@ fn truncate_chars(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn policy(min_ms: u64, max_ms: u64) -> RetryPolicy {
-        RetryPolicy {
-            num_retries: 5,
-            min_wait: Duration::from_millis(min_ms),
-            max_wait: Duration::from_millis(max_ms),
+    fn config(num_retries: u32, min_ms: u64, max_ms: u64) -> LlmConfig {
+        LlmConfig {
+            num_retries,
+            retry_min_wait: Duration::from_millis(min_ms),
+            retry_max_wait: Duration::from_millis(max_ms),
+            ..LlmConfig::new("m")
         }
     }
 
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
     #[test]
-    fn retry_after_accepts_delta_seconds() {
-        let now = Utc::now();
-        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
-        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("1.5", now),
-            Some(Duration::from_millis(1500))
-        );
-    }
-
-    #[test]
-    fn retry_after_rejects_garbage_and_negative_values() {
-        let now = Utc::now();
-        assert_eq!(parse_retry_after("-3", now), None);
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("", now), None);
-    }
-
-    #[test]
-    fn retry_after_accepts_http_dates() {
-        let now = at("2015-10-21T07:28:00Z");
-        let future = parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now);
-        assert_eq!(future, Some(Duration::from_secs(30)));
-        let past = parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now);
-        assert_eq!(past, Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn backoff_doubles_from_min_and_stops_at_max() {
-        let p = policy(2_000, 60_000);
+    fn the_configured_values_make_the_policy() {
+        let p = policy(&config(5, 2_000, 60_000));
+        assert_eq!(p.max_attempts(), 6);
         let waits: Vec<u64> = (1..=7).map(|r| p.backoff(r).as_secs()).collect();
         assert_eq!(waits, vec![2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(p.backoff(200), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn delay_adds_at_most_ten_percent_jitter() {
-        let p = policy(1_000, 60_000);
         for _ in 0..50 {
             let wait = p.delay(2, None);
-            assert!(wait >= Duration::from_secs(2), "{wait:?}");
-            assert!(wait <= Duration::from_millis(2_200), "{wait:?}");
+            assert!(wait >= Duration::from_secs(4), "{wait:?}");
+            assert!(wait <= Duration::from_millis(4_400), "{wait:?}");
         }
-        assert_eq!(p.delay(10, None), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn delay_honours_retry_after_up_to_five_minutes() {
-        let p = policy(1_000, 2_000);
-        let given = Some(Duration::from_secs(30));
-        assert_eq!(p.delay(1, given), Duration::from_secs(30));
         let huge = Some(Duration::from_secs(3_600));
         assert_eq!(p.delay(1, huge), MAX_RETRY_AFTER);
-    }
-
-    #[test]
-    fn retryable_statuses() {
         for status in [408, 409, 429, 500, 502, 503, 529] {
-            assert!(is_retryable_status(status), "{status}");
+            assert!(
+                p.retries_status(status, Idempotency::Idempotent),
+                "{status}"
+            );
         }
         for status in [400, 401, 403, 404, 422] {
-            assert!(!is_retryable_status(status), "{status}");
+            assert!(
+                !p.retries_status(status, Idempotency::Idempotent),
+                "{status}"
+            );
         }
     }
 

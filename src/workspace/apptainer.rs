@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::delegate::remote_sandbox_workspace;
-use super::{release, remote::shell_quote, RemoteWorkspace, WorkspaceError, WorkspaceKind};
+use super::{
+    blocking, release, remote::shell_quote, RemoteWorkspace, WorkspaceError, WorkspaceKind,
+};
 
 /// Where the binary and the conversations are bound in the container.
 pub const BINARY_IN_CONTAINER: &str = "/.sandcrab/sandcrab";
@@ -201,7 +203,7 @@ impl ApptainerWorkspace {
         let (child, pgid, scratch) = (self.child.clone(), self.pgid, self.scratch.clone());
         blocking(move || {
             stop_group(&child, pgid, &scratch);
-            Ok(())
+            Ok::<_, WorkspaceError>(())
         })
         .await
     }
@@ -458,14 +460,6 @@ fn collect(stream: Option<impl Read + Send + 'static>) -> Log {
         });
     }
     log
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
-) -> Result<T, WorkspaceError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
 }
 
 #[cfg(test)]

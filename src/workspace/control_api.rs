@@ -4,11 +4,14 @@
 //! call (Cloud: `Authorization: Bearer KEY`; Runtime API: `X-API-Key: KEY`) and turns a failed
 //! call into a [`ControlError`] that says what failed, why, and what to do.
 //!
-//! [`Backoff`] is the polling schedule used while a sandbox starts (100 ms doubling to 2 s).
+//! [`START_POLL`] is the polling schedule used while a sandbox starts (100 ms doubling to 2 s).
 
 use std::time::Duration;
 
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
+
+use crate::http::retry::RetryPolicy;
+use crate::http::{detail, error_chain};
 use serde_json::Value;
 
 use super::WorkspaceError;
@@ -155,7 +158,7 @@ impl ControlApi {
 
     fn failure(&self, what: &str, status: StatusCode, body: &str) -> ControlError {
         let (service, what) = (self.service, what.to_string());
-        let detail = detail_of(body);
+        let detail = detail(body);
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ControlError::Unauthorized {
                 service,
@@ -187,47 +190,10 @@ impl ControlApi {
     }
 }
 
-/// The polling schedule while a sandbox starts: 100 ms, doubling, at most 2 s.
-pub struct Backoff(Duration);
-
-impl Backoff {
-    pub fn new() -> Self {
-        Backoff(Duration::from_millis(100))
-    }
-
-    pub async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(2));
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A FastAPI-style `detail`, else the body itself (shortened).
-fn detail_of(body: &str) -> String {
-    let json = serde_json::from_str::<Value>(body).unwrap_or_default();
-    match json.get("detail") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None if body.trim().is_empty() => "(no detail)".into(),
-        None => body.trim().chars().take(300).collect(),
-    }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
+/// The polling schedule while a sandbox starts: 100 ms, doubling, at most 2 s (walk it with
+/// `START_POLL.schedule()`).
+pub const START_POLL: RetryPolicy =
+    RetryPolicy::new(1, Duration::from_millis(100), 2.0).cap(Duration::from_secs(2));
 
 #[cfg(test)]
 mod tests {

@@ -151,7 +151,7 @@ pub enum WorkspaceError {
     /// A call to the agent-server failed: unreachable (`status` is `None`), refused (401/403),
     /// or answered with an HTTP error or a malformed body.
     #[error(transparent)]
-    Server(server_api::ApiError),
+    Server(server_api::ServerApiError),
     /// A sandbox provider's control plane (OpenHands Cloud, a Runtime API) failed or refused:
     /// a bad key, no such sandbox, an HTTP error.
     #[error(transparent)]
@@ -177,6 +177,17 @@ pub enum WorkspaceError {
     /// A background task of this process failed (it panicked or was cancelled).
     #[error("{0}")]
     Internal(String),
+}
+
+/// Runs blocking work (tar building, file IO, image conversion) off the async threads; its
+/// error, and a panic of the work, become a `WorkspaceError`.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<WorkspaceError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, WorkspaceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
+        .map_err(Into::into)
 }
 
 /// Where commands run and files live.

@@ -32,7 +32,7 @@ use super::{
     WorkspaceError, WorkspaceKind,
 };
 
-pub use super::server_api::{ApiError, ServerApi};
+pub use super::server_api::{ServerApi, ServerApiError};
 
 /// How long after the command's own timeout the client stops waiting for the server's answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
@@ -140,7 +140,7 @@ impl Workspace for RemoteWorkspace {
             .post_json("/api/bash/start_bash_command", &body)
             .await?;
         let id = started["id"].as_str().ok_or_else(|| {
-            ApiError::malformed("POST /api/bash/start_bash_command", "no command id")
+            ServerApiError::malformed("POST /api/bash/start_bash_command", "no command id")
         })?;
         let deadline = crate::duration::deadline(request.timeout.saturating_add(DEADLINE_MARGIN));
         let output = poll_output(&self.api, id, &request, deadline).await?;
@@ -288,7 +288,7 @@ async fn poll_output(
     id: &str,
     request: &ExecRequest,
     deadline: Instant,
-) -> Result<Collected, ApiError> {
+) -> Result<Collected, ServerApiError> {
     let mut out = Collected::default();
     let mut delay = FIRST_POLL;
     let mut failures = 0;
@@ -324,7 +324,7 @@ async fn output_page(
     api: &ServerApi,
     id: &str,
     after: Option<i64>,
-) -> Result<Page<BashOutput>, ApiError> {
+) -> Result<Page<BashOutput>, ServerApiError> {
     let mut query = vec![
         ("command_id__eq", id.to_string()),
         ("kind__eq", "BashOutput".to_string()),
@@ -339,14 +339,14 @@ async fn output_page(
 
 /// Why a file operation failed: the server is unusable, or this operation was refused.
 enum OpError {
-    Fatal(ApiError),
+    Fatal(ServerApiError),
     Failed(String),
     /// The download source is not a regular file (maybe a directory).
     NotAFile(String),
 }
 
-impl From<ApiError> for OpError {
-    fn from(e: ApiError) -> Self {
+impl From<ServerApiError> for OpError {
+    fn from(e: ServerApiError) -> Self {
         if e.is_fatal() {
             OpError::Fatal(e)
         } else if e.status == Some(StatusCode::BAD_REQUEST) {

@@ -1,6 +1,6 @@
 //! `ServerApi`: the HTTP client of an agent-server (base URL, `X-Session-API-Key` on every
 //! call when a key is set, one pooled client), shared by `RemoteWorkspace` and the
-//! conversations opened on it, and `ApiError`: a failed call, with the HTTP status and one
+//! conversations opened on it, and `ServerApiError`: a failed call, with the HTTP status and one
 //! readable message built from the server's FastAPI-style `detail`.
 
 use std::time::Duration;
@@ -17,20 +17,20 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A failed call to the agent-server: the HTTP status (none when it was not reached) and one
 /// readable message naming the call, the status and the server's `detail`.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ServerApiError {
     pub status: Option<StatusCode>,
     pub message: String,
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for ServerApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ServerApiError {}
 
-impl ApiError {
+impl ServerApiError {
     /// The server is unusable (unreachable, or it refuses our key), as opposed to refusing
     /// one operation.
     pub fn is_fatal(&self) -> bool {
@@ -41,15 +41,15 @@ impl ApiError {
     }
 
     pub(super) fn malformed(what: &str, err: impl std::fmt::Display) -> Self {
-        ApiError {
+        ServerApiError {
             status: None,
             message: format!("the agent-server sent an unexpected answer to {what}: {err}"),
         }
     }
 }
 
-impl From<ApiError> for WorkspaceError {
-    fn from(e: ApiError) -> Self {
+impl From<ServerApiError> for WorkspaceError {
+    fn from(e: ServerApiError) -> Self {
         WorkspaceError::Server(e)
     }
 }
@@ -59,9 +59,9 @@ impl From<ApiError> for WorkspaceError {
 /// resolver) is an error here, never a fallback to `Client::new()`, which panics on that
 /// very failure.
 pub fn http_client() -> Result<Client, WorkspaceError> {
-    Client::builder()
+    crate::http::ClientSpec::new()
         .connect_timeout(Duration::from_secs(10))
-        .build()
+        .build("")
         .map_err(|e| {
             WorkspaceError::Setup(format!(
                 "cannot set up the HTTP client (TLS or resolver): {e}"
@@ -107,22 +107,22 @@ impl ServerApi {
         }
     }
 
-    /// Sends a request; a non-2xx answer becomes an `ApiError` carrying the server's `detail`.
-    pub async fn send(&self, what: &str, rb: RequestBuilder) -> Result<Response, ApiError> {
-        let resp = rb.send().await.map_err(|e| ApiError {
+    /// Sends a request; a non-2xx answer becomes an `ServerApiError` carrying the server's `detail`.
+    pub async fn send(&self, what: &str, rb: RequestBuilder) -> Result<Response, ServerApiError> {
+        let resp = rb.send().await.map_err(|e| ServerApiError {
             status: None,
             message: format!(
                 "cannot reach the agent-server at {} ({what}): {}",
                 self.base,
-                error_chain(&e)
+                crate::http::error_chain(&e)
             ),
         })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
-        let detail = detail_of(&resp.text().await.unwrap_or_default());
-        Err(ApiError {
+        let detail = crate::http::detail(&resp.text().await.unwrap_or_default());
+        Err(ServerApiError {
             status: Some(status),
             message: format!(
                 "{what} on the agent-server at {} failed: HTTP {status}: {detail}{}",
@@ -137,12 +137,14 @@ impl ServerApi {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServerApiError> {
         let what = format!("GET {path}");
         let resp = self
             .send(&what, self.request(Method::GET, path).query(query))
             .await?;
-        resp.json().await.map_err(|e| ApiError::malformed(&what, e))
+        resp.json()
+            .await
+            .map_err(|e| ServerApiError::malformed(&what, e))
     }
 
     /// `POST path` with a JSON body, the answer decoded as JSON.
@@ -150,40 +152,14 @@ impl ServerApi {
         &self,
         path: &str,
         body: &Value,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServerApiError> {
         let what = format!("POST {path}");
         let resp = self
             .send(&what, self.request(Method::POST, path).json(body))
             .await?;
-        resp.json().await.map_err(|e| ApiError::malformed(&what, e))
-    }
-}
-
-/// The error and its causes, joined (reqwest's own message hides the cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
-/// The `detail` of a FastAPI-style error body (with OpenHands' `exception`, on a 500), else
-/// the body itself (shortened).
-fn detail_of(body: &str) -> String {
-    let json = serde_json::from_str::<Value>(body).unwrap_or_default();
-    let detail = match json.get("detail") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None if body.trim().is_empty() => "(no detail)".into(),
-        None => body.trim().chars().take(300).collect(),
-    };
-    match json.get("exception").and_then(Value::as_str) {
-        Some(exception) => format!("{detail}: {}", exception.trim_matches('"')),
-        None => detail,
+        resp.json()
+            .await
+            .map_err(|e| ServerApiError::malformed(&what, e))
     }
 }
 
@@ -193,23 +169,5 @@ fn status_hint(status: StatusCode) -> &'static str {
             " (the session API key is missing or wrong)"
         }
         _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detail_comes_from_fastapi_bodies() {
-        assert_eq!(detail_of(r#"{"detail":"Unauthorized"}"#), "Unauthorized");
-        assert_eq!(detail_of(r#"{"detail":[{"msg":"x"}]}"#), r#"[{"msg":"x"}]"#);
-        assert_eq!(detail_of("plain text"), "plain text");
-        assert_eq!(detail_of(""), "(no detail)");
-        let crash = r#"{"detail":"Internal Server Error","exception":"\"ToolDefinition 'X' is not registered\""}"#;
-        assert_eq!(
-            detail_of(crash),
-            "Internal Server Error: ToolDefinition 'X' is not registered"
-        );
     }
 }

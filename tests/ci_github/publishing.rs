@@ -225,16 +225,23 @@ fn an_opened_pull_request_gets_a_review_with_inline_comments() {
 }
 
 #[test]
-fn server_errors_are_retried() {
+fn server_errors_are_retried_on_reads_but_a_new_comment_is_not_posted_again() {
     let job = Job::writer();
-    job.gh.config.lock().unwrap().faults.push(Fault {
-        method: "POST",
-        path_suffix: "/issues/1/comments".into(),
+    let bad_gateway = |method, path_suffix: &str| Fault {
+        method,
+        path_suffix: path_suffix.into(),
         status: 502,
         headers: vec![("retry-after".into(), "0".into())],
         body: json!({"message": "Bad Gateway"}),
         times: 2,
+    };
+    let mut config = job.gh.config.lock().unwrap();
+    config.faults.push(bad_gateway("GET", "/permission"));
+    config.faults.push(Fault {
+        times: 1,
+        ..bad_gateway("POST", "/issues/1/comments")
     });
+    drop(config);
     job.event("issue_comment.created", with_phrase);
     let r = job.run(
         "issue_comment",
@@ -243,9 +250,25 @@ fn server_errors_are_retried() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
-        job.gh.matching("POST", "/issues/1/comments").len(),
+        job.gh.matching("GET", "/permission").len(),
         3,
-        "two 502s, then created"
+        "two 502s, then read"
+    );
+    let posts = job.gh.matching("POST", "/issues/1/comments");
+    let bodies: Vec<&str> = posts
+        .iter()
+        .map(|p| p.body["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[0].contains("is working") && bodies[1].contains("finished"),
+        "the progress comment that met a 502 is not posted again: {bodies:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("cannot post the progress comment: GitHub answered 502"),
+        "{}",
+        r.stderr
     );
     assert!(job.comment_bodies().pop().unwrap().contains("ok"));
 }

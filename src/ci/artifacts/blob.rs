@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::CONTENT_TYPE;
 
 use super::ArtifactError;
-use crate::ci::retry::{self, Backoff};
+use crate::http::retry::{self, Idempotency, RetryPolicy};
 
 /// The storage API version sent.
 pub const X_MS_VERSION: &str = "2020-10-02";
@@ -24,7 +24,7 @@ const BLOCK_CONCURRENCY: usize = 5;
 pub struct BlobTarget<'a> {
     pub http: &'a reqwest::Client,
     pub url: url::Url,
-    pub backoff: Backoff,
+    pub policy: RetryPolicy,
     pub block_size: usize,
 }
 
@@ -89,7 +89,7 @@ impl BlobTarget<'_> {
         .await
     }
 
-    /// One PUT with retries; any answer but 2xx fails with its status and the storage error
+    /// One PUT (idempotent: the same bytes at the same place) with retries; any answer but 2xx fails with its status and the storage error
     /// code (never the URL).
     async fn put(
         &self,
@@ -99,7 +99,7 @@ impl BlobTarget<'_> {
         headers: &[(&str, &str)],
     ) -> Result<(), ArtifactError> {
         let what = format!("artifact blob {operation}");
-        let response = retry::send(&self.backoff, &what, || {
+        let response = retry::send(&self.policy, Idempotency::Idempotent, &what, || {
             let mut request = self
                 .http
                 .put(url.clone())

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::BackendIds;
 use super::ArtifactError;
-use crate::ci::retry::{self, Backoff};
+use crate::http::retry::{self, Idempotency, RetryPolicy};
 
 const SERVICE_PATH: &str = "twirp/github.actions.results.api.v1.ArtifactService";
 
@@ -64,11 +64,14 @@ pub struct TwirpClient {
     pub http: reqwest::Client,
     pub origin: url::Url,
     pub token: String,
-    pub backoff: Backoff,
+    pub policy: RetryPolicy,
 }
 
 impl TwirpClient {
-    /// Calls `method` with `request`; retries on 429 and 5xx.
+    /// Calls `method` with `request`; retries on 429 and 5xx. Every call is idempotent: the
+    /// service keys an artifact by its name in the run, so a repeated `CreateArtifact` is
+    /// refused (`ok=false`) rather than making a second one, and a repeated finalize names
+    /// the same bytes.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         method: &'static str,
@@ -79,7 +82,7 @@ impl TwirpClient {
             .join(&format!("{SERVICE_PATH}/{method}"))
             .map_err(|e| ArtifactError::BadResultsUrl(e.to_string()))?;
         let what = format!("artifact service {method}");
-        let response = retry::send(&self.backoff, &what, || {
+        let response = retry::send(&self.policy, Idempotency::Idempotent, &what, || {
             self.http
                 .post(url.clone())
                 .bearer_auth(&self.token)
@@ -146,14 +149,10 @@ pub fn artifact_id(response: &FinalizeArtifactResponse) -> Option<i64> {
     }
 }
 
-/// A Twirp error's `code: msg`, or the first 200 characters of a body that is not one.
+/// A Twirp error's `code: msg`, or the short detail of a body that is not one.
 fn error_message(body: &str) -> String {
     match serde_json::from_str::<TwirpError>(body) {
         Ok(e) if !e.msg.is_empty() || !e.code.is_empty() => format!("{}: {}", e.code, e.msg),
-        _ => body
-            .chars()
-            .take(200)
-            .collect::<String>()
-            .replace('\n', " "),
+        _ => crate::http::detail(body),
     }
 }

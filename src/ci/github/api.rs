@@ -3,16 +3,17 @@
 //! makes; each request body is redacted before it leaves. Octocrab would add a large
 //! dependency tree for six endpoints and hide the retry policy this needs.
 //!
-//! Retries: 5xx, 429, and secondary rate limits (403/429 with `Retry-After`, or
-//! `x-ratelimit-remaining: 0` with `x-ratelimit-reset`), waiting what GitHub asks (capped),
-//! else an exponential backoff. A 422 is reported with GitHub's own validation messages
-//! (`errors` as objects or as plain strings).
+//! Retries ([`crate::http::retry`]): 5xx, 429, and secondary rate limits (403/429 with
+//! `Retry-After`, or `x-ratelimit-remaining: 0` with `x-ratelimit-reset`), waiting what GitHub
+//! asks (capped), else an exponential backoff. A 422 is reported with GitHub's own validation
+//! messages (`errors` as objects or as plain strings).
 //!
-//! A POST that creates something (a comment, a pull request, a review) is not repeated blindly:
-//! a 5xx, a timeout or a dropped connection may come after GitHub created the object. Before
-//! each new attempt the client looks for it (comments and reviews carry a hidden marker unique
-//! to the post, [`post_marker`]; a pull request is found by its head branch) and returns what
-//! it finds instead of posting again. GETs and PATCHes are retried as they are.
+//! A POST that creates something (a comment, a pull request, a review) is never sent again
+//! once it may have reached GitHub: a 5xx, a timeout or a dropped connection may come after
+//! GitHub created the object. It is retried only when it never got there (no connection, a
+//! rate limit); otherwise the client looks for the object (comments and reviews carry a hidden
+//! marker unique to the post, [`post_marker`]; a pull request is found by its head branch) and
+//! returns what it finds, or the failure. GETs, PATCHes and DELETEs are retried as they are.
 
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::retry::{self, Idempotency, RetryPolicy, Verdict};
+use crate::http::ClientSpec;
 use crate::redact::Redactor;
 
 use super::event::{Issue, PullRequest};
@@ -43,10 +46,10 @@ fn marked(body: &str) -> (String, String) {
 }
 
 /// Looks for the object a failed create may have made: `Some` when found.
-type Lookup<'a> = futures_util::future::BoxFuture<'a, Result<Option<Value>, ApiError>>;
+type Lookup<'a> = futures_util::future::BoxFuture<'a, Result<Option<Value>, GithubApiError>>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum GithubApiError {
     #[error("GitHub refused to {what} (422 Unprocessable Entity): {message}")]
     Unprocessable { what: String, message: String },
     #[error("GitHub answered {status} to {what}: {message}")]
@@ -63,12 +66,12 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
+impl GithubApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Unprocessable { .. } => Some(422),
-            ApiError::Status { status, .. } => Some(*status),
-            ApiError::Transport { .. } => None,
+            GithubApiError::Unprocessable { .. } => Some(422),
+            GithubApiError::Status { status, .. } => Some(*status),
+            GithubApiError::Transport { .. } => None,
         }
     }
 }
@@ -111,9 +114,13 @@ pub struct GithubApi {
     repo: String,
     token: Option<String>,
     redactor: Redactor,
-    retries: u32,
-    first_wait: Duration,
+    policy: RetryPolicy,
 }
+
+/// 5 attempts, 1 s doubling, at most [`MAX_WAIT`]; GitHub's `Retry-After` capped at it too.
+pub const DEFAULT_POLICY: RetryPolicy = RetryPolicy::new(5, Duration::from_secs(1), 2.0)
+    .cap(MAX_WAIT)
+    .retry_after_cap(MAX_WAIT);
 
 impl GithubApi {
     /// The client; an HTTP client that cannot be built (TLS roots, resolver) is an error, not
@@ -125,29 +132,30 @@ impl GithubApi {
         token: Option<String>,
         redactor: Redactor,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
+        let http = ClientSpec::new()
             .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| {
-                anyhow::anyhow!("cannot set up the HTTP client for the GitHub API: {e}")
-            })?;
+            .build("the GitHub API")?;
         Ok(GithubApi {
             http,
             base: api_url.trim_end_matches('/').to_string(),
             repo: repository.to_string(),
             token,
             redactor,
-            retries: 4,
-            first_wait: Duration::from_secs(1),
+            policy: DEFAULT_POLICY,
         })
+    }
+
+    /// The retry policy (default: [`DEFAULT_POLICY`]).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The collaborator permission of `user` (`None`: not a collaborator, 404).
     pub async fn permission(
         &self,
         user: &str,
-    ) -> Result<Option<(String, Option<String>)>, ApiError> {
+    ) -> Result<Option<(String, Option<String>)>, GithubApiError> {
         let path = format!("/repos/{}/collaborators/{user}/permission", self.repo);
         match self
             .call::<Permission>(Method::GET, &path, None, "read a collaborator's permission")
@@ -159,7 +167,11 @@ impl GithubApi {
         }
     }
 
-    pub async fn create_comment(&self, number: u64, body: &str) -> Result<CommentRef, ApiError> {
+    pub async fn create_comment(
+        &self,
+        number: u64,
+        body: &str,
+    ) -> Result<CommentRef, GithubApiError> {
         let path = format!("/repos/{}/issues/{number}/comments", self.repo);
         let (body, marker) = marked(body);
         let since = (chrono::Utc::now() - chrono::Duration::minutes(10))
@@ -178,7 +190,7 @@ impl GithubApi {
             .await
     }
 
-    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, ApiError> {
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<CommentRef, GithubApiError> {
         let path = format!("/repos/{}/issues/comments/{id}", self.repo);
         self.call(
             Method::PATCH,
@@ -189,19 +201,19 @@ impl GithubApi {
         .await
     }
 
-    pub async fn pull_request(&self, number: u64) -> Result<PullRequest, ApiError> {
+    pub async fn pull_request(&self, number: u64) -> Result<PullRequest, GithubApiError> {
         let path = format!("/repos/{}/pulls/{number}", self.repo);
         self.call(Method::GET, &path, None, "read the pull request")
             .await
     }
 
     /// An issue (the issues API also answers for pull requests: `pull_request` is then set).
-    pub async fn issue(&self, number: u64) -> Result<Issue, ApiError> {
+    pub async fn issue(&self, number: u64) -> Result<Issue, GithubApiError> {
         let path = format!("/repos/{}/issues/{number}", self.repo);
         self.call(Method::GET, &path, None, "read the issue").await
     }
 
-    pub async fn default_branch(&self) -> Result<String, ApiError> {
+    pub async fn default_branch(&self) -> Result<String, GithubApiError> {
         let repo: Value = self
             .call(
                 Method::GET,
@@ -217,7 +229,7 @@ impl GithubApi {
     }
 
     /// Opens a pull request; `pr["head"]` is a branch of this repository.
-    pub async fn create_pull(&self, pr: &Value) -> Result<Created, ApiError> {
+    pub async fn create_pull(&self, pr: &Value) -> Result<Created, GithubApiError> {
         let path = format!("/repos/{}/pulls", self.repo);
         let owner = self.repo.split('/').next().unwrap_or_default();
         let head = pr["head"].as_str().unwrap_or_default();
@@ -244,7 +256,7 @@ impl GithubApi {
         commit_id: Option<&str>,
         body: &str,
         comments: &[InlineComment],
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Created, GithubApiError> {
         let path = format!("/repos/{}/pulls/{number}/reviews", self.repo);
         let (body, marker) = marked(body);
         let mut review = json!({"body": body, "event": "COMMENT", "comments": comments});
@@ -264,16 +276,18 @@ impl GithubApi {
     }
 
     /// The id of the App's installation on this repository (the client holds the App's JWT).
-    pub async fn repo_installation(&self) -> Result<u64, ApiError> {
+    pub async fn repo_installation(&self) -> Result<u64, GithubApiError> {
         let path = format!("/repos/{}/installation", self.repo);
         let installation: Value = self
             .call(Method::GET, &path, None, "find the App's installation")
             .await?;
-        installation["id"].as_u64().ok_or_else(|| ApiError::Status {
-            status: 200,
-            what: "find the App's installation".into(),
-            message: "the answer has no id".into(),
-        })
+        installation["id"]
+            .as_u64()
+            .ok_or_else(|| GithubApiError::Status {
+                status: 200,
+                what: "find the App's installation".into(),
+                message: "the answer has no id".into(),
+            })
     }
 
     /// Mints an installation token (the client holds the App's JWT). Repeating the POST after a
@@ -283,7 +297,7 @@ impl GithubApi {
         &self,
         installation: u64,
         body: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, GithubApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         self.call(
             Method::POST,
@@ -295,7 +309,7 @@ impl GithubApi {
     }
 
     /// Revokes the token this client holds.
-    pub async fn revoke_installation_token(&self) -> Result<(), ApiError> {
+    pub async fn revoke_installation_token(&self) -> Result<(), GithubApiError> {
         self.call(
             Method::DELETE,
             "/installation/token",
@@ -313,7 +327,7 @@ impl GithubApi {
         body: Value,
         what: &str,
         find: &'f (dyn Fn() -> Lookup<'f> + Sync),
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         self.request(Method::POST, path, Some(body), what, Some(find))
             .await
     }
@@ -324,7 +338,7 @@ impl GithubApi {
         path: &str,
         body: Option<Value>,
         what: &str,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         self.request(method, path, body, what, None).await
     }
 
@@ -335,52 +349,63 @@ impl GithubApi {
         body: Option<Value>,
         what: &str,
         find: Option<&'f (dyn Fn() -> Lookup<'f> + Sync)>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, GithubApiError> {
         let url = format!("{}{path}", self.base);
         let body = body.map(|mut b| {
             self.redactor.redact_json(&mut b);
             b
         });
-        let mut attempt = 0;
-        loop {
-            if let (Some(find), true) = (find, attempt > 0) {
-                if let Some(found) = find().await.map_err(|e| ApiError::Status {
-                    status: e.status().unwrap_or(0),
+        let idempotency = match find {
+            Some(_) => Idempotency::NonIdempotent,
+            None => Idempotency::Idempotent,
+        };
+        let policy = &self.policy;
+        let outcome = retry::retry(
+            policy,
+            |_| self.send(&method, &url, body.as_ref()),
+            |outcome| match outcome {
+                Ok(r) => judge(policy, idempotency, r),
+                Err(e) if policy.retries_error(e, idempotency) => Verdict::Retry(None),
+                Err(_) => Verdict::Done,
+            },
+            |outcome, wait, _| {
+                let why = match outcome {
+                    Ok(r) => r.status().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(
+                    "GitHub: {what}: {why}; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                );
+            },
+        )
+        .await;
+        let may_have_been_made = match &outcome {
+            Ok(r) => r.status().is_server_error(),
+            Err(e) => !e.is_connect(),
+        };
+        if let (Some(find), true) = (find, may_have_been_made) {
+            let found = find().await.map_err(|e| GithubApiError::Status {
+                status: e.status().unwrap_or(0),
+                what: what.to_string(),
+                message: format!("the attempt failed and looking for its result failed too, so it is not repeated (no duplicate): {e}"),
+            })?;
+            if let Some(found) = found {
+                eprintln!("sandcrab: GitHub: {what}: the failed attempt had been carried out; not posting again");
+                return serde_json::from_value(found).map_err(|e| GithubApiError::Status {
+                    status: 200,
                     what: what.to_string(),
-                    message: format!("the attempt failed and looking for its result failed too, so it is not repeated (no duplicate): {e}"),
-                })? {
-                    eprintln!("sandcrab: GitHub: {what}: the failed attempt had been carried out; not posting again");
-                    return serde_json::from_value(found).map_err(|e| ApiError::Status {
-                        status: 200,
-                        what: what.to_string(),
-                        message: format!("unexpected answer: {e}"),
-                    });
-                }
+                    message: format!("unexpected answer: {e}"),
+                });
             }
-            let response = self.send(&method, &url, body.as_ref()).await;
-            let wait = match &response {
-                Ok(r) => retry_wait(r, attempt, self.first_wait),
-                Err(_) => Some(backoff(attempt, self.first_wait)),
-            };
-            match (response, wait) {
-                (resp, Some(wait)) if attempt < self.retries => {
-                    let why = resp.map_or_else(|e| e.to_string(), |r| r.status().to_string());
-                    tracing::warn!(
-                        "GitHub: {what}: {why}; retrying in {:.1} s",
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                (Ok(r), _) => return self.read(r, what).await,
-                (Err(e), _) => {
-                    return Err(ApiError::Transport {
-                        url: self.base.clone(),
-                        what: what.to_string(),
-                        message: e.to_string(),
-                    })
-                }
-            }
+        }
+        match outcome {
+            Ok(r) => self.read(r, what).await,
+            Err(e) => Err(GithubApiError::Transport {
+                url: self.base.clone(),
+                what: what.to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -404,7 +429,11 @@ impl GithubApi {
         req.send().await
     }
 
-    async fn read<T: DeserializeOwned>(&self, r: Response, what: &str) -> Result<T, ApiError> {
+    async fn read<T: DeserializeOwned>(
+        &self,
+        r: Response,
+        what: &str,
+    ) -> Result<T, GithubApiError> {
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         if status.is_success() {
@@ -413,7 +442,7 @@ impl GithubApi {
             } else {
                 &text
             };
-            return serde_json::from_str(text).map_err(|e| ApiError::Status {
+            return serde_json::from_str(text).map_err(|e| GithubApiError::Status {
                 status: status.as_u16(),
                 what: what.to_string(),
                 message: format!("unexpected answer: {e}"),
@@ -421,12 +450,12 @@ impl GithubApi {
         }
         let message = self.redactor.redact(&error_message(&text));
         if status == StatusCode::UNPROCESSABLE_ENTITY {
-            return Err(ApiError::Unprocessable {
+            return Err(GithubApiError::Unprocessable {
                 what: what.to_string(),
                 message,
             });
         }
-        Err(ApiError::Status {
+        Err(GithubApiError::Status {
             status: status.as_u16(),
             what: what.to_string(),
             message,
@@ -446,32 +475,35 @@ fn query_escape(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// How long to wait before retrying this answer, or `None` when it is final.
-fn retry_wait(r: &Response, attempt: u32, first: Duration) -> Option<Duration> {
+/// Whether an answer is worth another attempt, and after how long: a secondary rate limit
+/// (403 with `Retry-After` or an exhausted `x-ratelimit-remaining`) or a 429 waits what GitHub
+/// asks (a primary limit that resets later than [`MAX_WAIT`] is final: not worth waiting for in
+/// a CI job); a 5xx follows the policy.
+fn judge(policy: &RetryPolicy, idempotency: Idempotency, r: &Response) -> Verdict {
     let status = r.status();
     let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok());
-    let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
+    let retry_after = retry::retry_after(r.headers(), chrono::Utc::now());
     let exhausted = header("x-ratelimit-remaining") == Some("0");
     let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
         || (status == StatusCode::FORBIDDEN && (retry_after.is_some() || exhausted));
-    if !(status.is_server_error() || rate_limited) {
-        return None;
+    if !rate_limited {
+        return retry::judge_response(policy, idempotency, r);
     }
-    if let Some(secs) = retry_after {
-        return Some(Duration::from_secs(secs).min(MAX_WAIT));
+    if retry_after.is_some() {
+        return Verdict::Retry(retry_after);
     }
     if exhausted {
-        let reset = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok())?;
+        let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok())
+        else {
+            return Verdict::Done;
+        };
         let secs = reset - chrono::Utc::now().timestamp();
-        // A primary limit that resets in minutes is not worth waiting for in a CI job.
-        return (secs <= MAX_WAIT.as_secs() as i64)
-            .then(|| Duration::from_secs(secs.max(0) as u64));
+        return match secs <= MAX_WAIT.as_secs() as i64 {
+            true => Verdict::Retry(Some(Duration::from_secs(secs.max(0) as u64))),
+            false => Verdict::Done,
+        };
     }
-    Some(backoff(attempt, first))
-}
-
-fn backoff(attempt: u32, first: Duration) -> Duration {
-    (first * 2u32.saturating_pow(attempt.min(6))).min(MAX_WAIT)
+    Verdict::Retry(None)
 }
 
 /// GitHub's error `message` and the `errors[]` details, on one line.
@@ -536,13 +568,5 @@ mod tests {
             error_message(mixed),
             "Validation Failed: a reason; PullRequest head invalid"
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let s = Duration::from_secs(1);
-        assert_eq!(backoff(0, s), s);
-        assert_eq!(backoff(2, s), Duration::from_secs(4));
-        assert_eq!(backoff(30, s), MAX_WAIT);
     }
 }

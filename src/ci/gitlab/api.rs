@@ -5,11 +5,15 @@
 //!
 //! `CI_JOB_TOKEN` cannot do any of these (the endpoints are not among those a job token
 //! reaches), so a missing token is an error that says which token to add. Calls are retried on
-//! 429 and 5xx. The token is sent in the header only: never in a body, a log line or an error.
+//! 429 and 5xx ([`crate::http::retry`]); a POST that creates a note or a thread only on 429 or
+//! when it never reached GitLab, so a 5xx after GitLab saved it does not post it twice. The token is sent in the header only: never in a body, a log line or an error.
 
 use serde::Deserialize;
 
-use crate::ci::retry::{self, Backoff};
+use std::time::Duration;
+
+use crate::http::retry::{self, Idempotency, RetryPolicy};
+use crate::http::ClientSpec;
 
 /// Why a GitLab call failed; one line each, saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +134,11 @@ pub struct GitlabClient {
     http: reqwest::Client,
     api_url: url::Url,
     token: String,
-    backoff: Backoff,
+    policy: RetryPolicy,
 }
+
+/// 5 attempts, 2 s, x2.
+pub const DEFAULT_POLICY: RetryPolicy = RetryPolicy::new(5, Duration::from_secs(2), 2.0);
 
 impl GitlabClient {
     /// `api_url` is `CI_API_V4_URL`; `token` an access token with the `api` scope (`None` or
@@ -149,29 +156,24 @@ impl GitlabClient {
         if !api.path().ends_with('/') {
             api.set_path(&format!("{}/", api.path()));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sandcrab/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
+        let http = ClientSpec::new()
+            .timeout(Duration::from_secs(60))
+            .build("the GitLab API")
             .map_err(|e| GitlabError::Unreachable {
                 operation: "the HTTP client".into(),
-                reason: retry::transport_error(e),
+                reason: e.reason,
             })?;
         Ok(GitlabClient {
             http,
             api_url: api,
             token: token.to_string(),
-            backoff: Backoff {
-                attempts: 5,
-                first_wait: std::time::Duration::from_secs(2),
-                factor: 2.0,
-            },
+            policy: DEFAULT_POLICY,
         })
     }
 
-    /// The waits between attempts (default: 5 attempts, 2 s, x2).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+    /// The waits between attempts (default: [`DEFAULT_POLICY`]).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -186,8 +188,7 @@ impl GitlabClient {
         let url = self.url(&["projects", project, kind, &iid, "notes"]);
         let operation = format!("creating a note on {}", describe(target));
         let payload = serde_json::json!({ "body": body });
-        self.call(&operation, reqwest::Method::POST, url, Some(&payload))
-            .await
+        self.call(&operation, CREATE, url, Some(&payload)).await
     }
 
     /// Replaces the body of note `note_id`.
@@ -203,15 +204,20 @@ impl GitlabClient {
         let url = self.url(&["projects", project, kind, &iid, "notes", &id]);
         let operation = format!("updating note {note_id} on {}", describe(target));
         let payload = serde_json::json!({ "body": body });
-        self.call(&operation, reqwest::Method::PUT, url, Some(&payload))
-            .await
+        self.call(
+            &operation,
+            (reqwest::Method::PUT, Idempotency::Idempotent),
+            url,
+            Some(&payload),
+        )
+        .await
     }
 
     /// `GET /projects/:id/issues/:issue_iid`.
     pub async fn issue(&self, project: &str, iid: u64) -> Result<Issue, GitlabError> {
         let url = self.url(&["projects", project, "issues", &iid.to_string()]);
         let operation = format!("reading issue #{iid}");
-        self.call(&operation, reqwest::Method::GET, url, None).await
+        self.call(&operation, GET, url, None).await
     }
 
     /// `GET /projects/:id/merge_requests/:merge_request_iid`.
@@ -222,13 +228,14 @@ impl GitlabClient {
     ) -> Result<MergeRequestInfo, GitlabError> {
         let url = self.url(&["projects", project, "merge_requests", &iid.to_string()]);
         let operation = format!("reading merge request !{iid}");
-        self.call(&operation, reqwest::Method::GET, url, None).await
+        self.call(&operation, GET, url, None).await
     }
 
     /// `POST /projects/:id/merge_requests` with `source_branch`, `target_branch`, `title`,
     /// `description` and `remove_source_branch`. A retried POST whose first attempt went
     /// through meets 409 (an open merge request of that source branch exists): that one is
-    /// looked up and returned, so a retry never makes a second merge request.
+    /// looked up and returned, so a retry never makes a second merge request, and the POST is
+    /// retried as an idempotent call.
     pub async fn create_merge_request(
         &self,
         project: &str,
@@ -238,7 +245,12 @@ impl GitlabClient {
         let operation = format!("opening a merge request from {}", request.source_branch);
         let payload = serde_json::to_value(request).expect("plain fields serialize");
         let created = self
-            .call(&operation, reqwest::Method::POST, url, Some(&payload))
+            .call(
+                &operation,
+                (reqwest::Method::POST, Idempotency::Idempotent),
+                url,
+                Some(&payload),
+            )
             .await;
         match created {
             Err(GitlabError::Api { status: 409, .. }) => {
@@ -248,9 +260,7 @@ impl GitlabClient {
                     .append_pair("target_branch", &request.target_branch)
                     .append_pair("state", "opened");
                 let operation = format!("finding the merge request of {}", request.source_branch);
-                let found: Vec<MergeRequestInfo> = self
-                    .call(&operation, reqwest::Method::GET, url, None)
-                    .await?;
+                let found: Vec<MergeRequestInfo> = self.call(&operation, GET, url, None).await?;
                 found.into_iter().next().ok_or(GitlabError::Api {
                     operation,
                     status: 409,
@@ -278,8 +288,7 @@ impl GitlabClient {
         ]);
         let operation = format!("starting a thread on merge request !{iid}");
         let payload = serde_json::json!({ "body": body, "position": position });
-        self.call(&operation, reqwest::Method::POST, url, Some(&payload))
-            .await
+        self.call(&operation, CREATE, url, Some(&payload)).await
     }
 
     /// `{api}/` and `segments`, each percent-encoded as one segment (`group%2Fproject`).
@@ -296,11 +305,11 @@ impl GitlabClient {
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         operation: &str,
-        method: reqwest::Method,
+        (method, idempotency): (reqwest::Method, Idempotency),
         url: url::Url,
         payload: Option<&serde_json::Value>,
     ) -> Result<T, GitlabError> {
-        let response = retry::send(&self.backoff, operation, || {
+        let response = retry::send(&self.policy, idempotency, operation, || {
             let request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -326,16 +335,21 @@ impl GitlabClient {
             401 | 403 => Err(GitlabError::Unauthorized { operation, status }),
             404 => Err(GitlabError::NotFound {
                 operation,
-                message: error_message(&text),
+                message: crate::http::detail(&text),
             }),
             _ => Err(GitlabError::Api {
                 operation,
                 status,
-                message: error_message(&text),
+                message: crate::http::detail(&text),
             }),
         }
     }
 }
+
+/// A read.
+const GET: (reqwest::Method, Idempotency) = (reqwest::Method::GET, Idempotency::Idempotent);
+/// A POST that creates a note or a thread: never sent again once it may have reached GitLab.
+const CREATE: (reqwest::Method, Idempotency) = (reqwest::Method::POST, Idempotency::NonIdempotent);
 
 /// The body of `POST /projects/:id/merge_requests`
 /// (<https://docs.gitlab.com/api/merge_requests/#create-mr>). A draft is a title starting with
@@ -366,23 +380,6 @@ fn describe(target: NoteTarget) -> String {
     match target {
         NoteTarget::MergeRequest(iid) => format!("merge request !{iid}"),
         NoteTarget::Issue(iid) => format!("issue #{iid}"),
-    }
-}
-
-/// GitLab's `message` (a string or an object of field errors), or the first 200 characters.
-fn error_message(body: &str) -> String {
-    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.get("message").or_else(|| v.get("error")));
-    match message {
-        Some(serde_json::Value::String(s)) => s.chars().take(200).collect(),
-        Some(other) => other.to_string().chars().take(200).collect(),
-        None => body
-            .chars()
-            .take(200)
-            .collect::<String>()
-            .replace('\n', " "),
     }
 }
 

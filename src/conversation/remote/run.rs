@@ -15,30 +15,36 @@ use super::RemoteConversation;
 use crate::conversation::RunEnd;
 use crate::protocol::event::EventBody;
 use crate::protocol::state::ExecutionStatus;
+use crate::http::retry::{self, RetryPolicy, Verdict};
 
 /// How often `run` asks the server for the status, in case the socket misses it.
 const STATUS_POLL: Duration = Duration::from_secs(2);
 /// Consecutive failed status polls before `run` gives up on an unreachable server.
 const MAX_POLL_FAILURES: u32 = 30;
 const TICK: Duration = Duration::from_millis(200);
+/// `POST /run` answered 429 (too many runs): ten more attempts, one second apart.
+const RUN_BUSY: RetryPolicy = RetryPolicy::new(11, Duration::from_secs(1), 1.0);
 
 impl RemoteConversation {
     /// `POST /run`; "already running" (409) is fine, "too many runs" (429) is retried.
     pub(super) async fn start_run(&mut self) -> Result<()> {
         let path = format!("{}/run", conversation_path(&self.id));
         let what = format!("POST {path}");
-        for attempt in 0.. {
-            let rb = self.api.request(Method::POST, &path);
-            match self.api.send(&what, rb).await {
-                Ok(_) => break,
-                Err(e) if e.status == Some(StatusCode::CONFLICT) => break,
-                Err(e) if e.status == Some(StatusCode::TOO_MANY_REQUESTS) && attempt < 10 => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let api = &self.api;
+        let outcome = retry::retry(
+            &RUN_BUSY,
+            |_| api.send(&what, api.request(Method::POST, &path)),
+            |outcome| match outcome {
+                Err(e) if e.status == Some(StatusCode::TOO_MANY_REQUESTS) => Verdict::Retry(None),
+                _ => Verdict::Done,
+            },
+            |_, wait, next| tracing::debug!("{what}: too many runs; attempt {next} in {wait:?}"),
+        )
+        .await;
+        match outcome {
+            Err(e) if e.status != Some(StatusCode::CONFLICT) => Err(e.into()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn request_pause(&mut self) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The event stream of a `RemoteConversation`: a background task holding the socket
 //! `ws://HOST/sockets/events/{id}` open (first frame `{"type": "auth", "session_api_key": KEY}`),
 //! taking the server's state snapshot, catching up over REST after each (re)connection,
-//! reconnecting with backoff (0.25 s to 5 s), and handing every frame to the conversation as a
+//! reconnecting with backoff (0.25 s to 5 s, jittered), and handing every frame to the conversation as a
 //! `Feed`. Close codes 4001 (bad key) and 4004 (unknown conversation) end it for good.
 
 use std::time::{Duration, Instant};
@@ -15,10 +15,14 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::sync::search_events;
 use super::RemoteConversation;
+use crate::http::retry::{Jitter, RetryPolicy};
 use crate::workspace::server_api::ServerApi;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Waits between reconnections: 0.25 s doubling to 5 s, with equal jitter (servers that restart
+/// are not met by every client at once).
+const RECONNECT: RetryPolicy = RetryPolicy::new(1, Duration::from_millis(250), 2.0)
+    .cap(Duration::from_secs(5))
+    .jitter(Jitter::Equal);
 /// How long to wait for the server's first frame (its state snapshot) after connecting.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,7 +79,7 @@ struct EventStream {
 
 impl EventStream {
     async fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = RECONNECT.schedule();
         loop {
             let started = Instant::now();
             match self.session().await {
@@ -89,16 +93,15 @@ impl EventStream {
                 }
             }
             if started.elapsed() > Duration::from_secs(10) {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
             }
             if let Err(SessionEnd::Fatal(msg)) = self.catch_up().await {
                 let _ = self.tx.send(Feed::Fatal(msg));
                 return;
             }
-            if self.sleep_or_stop(backoff).await {
+            if self.sleep_or_stop(backoff.next_wait()).await {
                 return;
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -14,7 +14,7 @@ use super::RemoteConversation;
 use crate::protocol::event::{Event, EventBody, Source};
 use crate::protocol::metrics::ConversationStats;
 use crate::protocol::state::ExecutionStatus;
-use crate::workspace::server_api::{ApiError, ServerApi};
+use crate::workspace::server_api::{ServerApi, ServerApiError};
 
 impl RemoteConversation {
     /// Takes status, stats and limits from a `ConversationInfo`.
@@ -138,7 +138,7 @@ impl RemoteConversation {
         Ok(())
     }
 
-    pub(super) async fn fetch_info(&mut self) -> Result<Value, ApiError> {
+    pub(super) async fn fetch_info(&mut self) -> Result<Value, ServerApiError> {
         self.api.get_json(&conversation_path(&self.id), &[]).await
     }
 
@@ -170,7 +170,7 @@ pub(super) async fn search_events(
     api: &ServerApi,
     id: &str,
     since: Option<&str>,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Value>, ServerApiError> {
     let path = format!("{}/events/search", conversation_path(id));
     let mut out = Vec::new();
     let mut page: Option<String> = None;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::control_api::{Backoff, ControlApi, ControlAuth, ControlError};
+use super::control_api::{ControlApi, ControlAuth, ControlError, START_POLL};
 use super::delegate::remote_sandbox_workspace;
 use super::{release, repo_upload, RemoteWorkspace, WorkspaceError, WorkspaceKind};
 
@@ -297,7 +297,7 @@ async fn wait_ready(
     timeout: Duration,
 ) -> Result<Ready, WorkspaceError> {
     let deadline = crate::duration::deadline(timeout);
-    let mut backoff = Backoff::new();
+    let mut backoff = START_POLL.schedule();
     let mut resumed = false;
     let mut last: String;
     loop {

@@ -52,7 +52,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::remote::join_remote;
-use super::{RemoteWorkspace, Workspace, WorkspaceError};
+use super::{blocking, RemoteWorkspace, Workspace, WorkspaceError};
 use archive::Owner;
 pub use sweep::{sweep, SweepReport};
 
@@ -563,14 +563,4 @@ async fn locate(docker_host: Option<String>) -> Result<Reach, WorkspaceError> {
             bridge: None,
         },
     })
-}
-
-/// Runs blocking work (tar building, file IO) off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, WorkspaceError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| WorkspaceError::Internal(e.to_string()))?
-        .map_err(WorkspaceError::Io)
 }
