@@ -24,6 +24,8 @@ use crate::server::error::ApiError;
 use crate::server::ServerConfig;
 
 const REQUEST_FILE: &str = "request.json";
+/// How long an answer to a confirmation waits for the run that asked for it to return.
+const RUN_END_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What requests read of a conversation while it may be running.
 pub struct View {
@@ -99,6 +101,11 @@ impl Handle {
     /// Wakes when events are added or a run ends.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// The execution status the view shows now.
+    fn status(&self) -> ExecutionStatus {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).status
     }
 
     pub fn is_running(&self) -> bool {
@@ -192,6 +199,15 @@ impl Handle {
         accept: bool,
         reason: &str,
     ) -> Result<(), ApiError> {
+        // A client that saw `waiting_for_confirmation` may answer before the run that set it
+        // has returned: wait for that run's end (it is finishing, not acting) before refusing.
+        if self.is_running() && self.status() == ExecutionStatus::WaitingForConfirmation {
+            let mut version = self.version.subscribe();
+            let _ = tokio::time::timeout(RUN_END_WAIT, async {
+                while self.is_running() && version.changed().await.is_ok() {}
+            })
+            .await;
+        }
         if self.is_running() {
             return Err(ApiError::conflict("the conversation is running"));
         }
