@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::RunConfig;
-use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
+use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation};
 use crate::conversation::Conversation;
 use crate::demo;
 use crate::error::BadInput;
@@ -40,25 +40,7 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
             .map_err(|e| BadInput::new(e.to_string()))?,
     );
     let (spec, relay) = agent_spec(config, &workspace).await?;
-    let remote_options = RemoteOptions {
-        conversation_id: config.conversation_id.clone(),
-        max_iterations: config.max_iterations,
-        max_budget_usd: config.max_budget_usd,
-        stuck_detection: config.stuck_detection,
-        condenser: config.condenser.clone(),
-        agent_context: config.repo_context.agent_context_json(),
-        hook_config: config.repo_context.hook_config_json(),
-        mcp_config: config.mcp.clone(),
-        mcp_secrets: config.mcp_secrets(),
-        security: config.security.clone(),
-        headless: Some(config.headless),
-        secrets: config
-            .secrets
-            .iter()
-            .cloned()
-            .chain(relay.iter().map(|r| r.token().to_string()))
-            .collect(),
-    };
+    let remote_options = super::remote_options(config, relay.iter().map(|r| r.token().to_string()));
     let conversation = RemoteConversation::create(workspace.remote(), spec, remote_options).await?;
     Ok(DockerSession {
         workspace,

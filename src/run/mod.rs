@@ -185,6 +185,34 @@ async fn run_to_end(conversation: &mut dyn Conversation) -> RunEnd {
     }
 }
 
+/// What every remote conversation of a run is created with: the run's limits, repository
+/// context, MCP servers and security settings; its secrets (redacted by the agent-server) are
+/// the run's plus `extra_secrets` (a relay token, the model's key).
+pub(crate) fn remote_options(
+    config: &RunConfig,
+    extra_secrets: impl Iterator<Item = String>,
+) -> crate::conversation::remote::RemoteOptions {
+    crate::conversation::remote::RemoteOptions {
+        conversation_id: config.conversation_id.clone(),
+        max_iterations: config.max_iterations,
+        max_budget_usd: config.max_budget_usd,
+        stuck_detection: config.stuck_detection,
+        condenser: config.condenser.clone(),
+        agent_context: config.repo_context.agent_context_json(),
+        hook_config: config.repo_context.hook_config_json(),
+        mcp_config: config.mcp.clone(),
+        mcp_secrets: config.mcp_secrets(),
+        security: config.security.clone(),
+        headless: Some(config.headless),
+        secrets: config
+            .secrets
+            .iter()
+            .cloned()
+            .chain(extra_secrets)
+            .collect(),
+    }
+}
+
 /// A panic anywhere still removes the sandboxes this process started.
 fn remove_sandboxes_on_panic() {
     let default = std::panic::take_hook();

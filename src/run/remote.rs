@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::config::RunConfig;
-use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
+use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation};
 use crate::conversation::Conversation;
 use crate::error::BadInput;
 use crate::workspace::{RemoteWorkspace, Workspace};
@@ -38,20 +38,7 @@ pub async fn open(config: &RunConfig) -> Result<(Arc<dyn Workspace>, Box<dyn Con
     spec.llm_settings = crate::llm::settings::to_openhands(&config.llm);
     spec.base_url = config.llm.base_url.clone();
     spec.api_key = config.llm.api_key.clone();
-    let options = RemoteOptions {
-        conversation_id: config.conversation_id.clone(),
-        max_iterations: config.max_iterations,
-        max_budget_usd: config.max_budget_usd,
-        stuck_detection: config.stuck_detection,
-        condenser: config.condenser.clone(),
-        agent_context: config.repo_context.agent_context_json(),
-        hook_config: config.repo_context.hook_config_json(),
-        mcp_config: config.mcp.clone(),
-        mcp_secrets: config.mcp_secrets(),
-        security: config.security.clone(),
-        headless: Some(config.headless),
-        secrets: config.secrets.to_vec(),
-    };
+    let options = super::remote_options(config, std::iter::empty());
     let conversation = RemoteConversation::create(&workspace, spec, options).await?;
     Ok((Arc::new(workspace), Box::new(conversation)))
 }

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::{RunConfig, WorkspaceChoice};
-use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation, RemoteOptions};
+use crate::conversation::remote::{RemoteAgentSpec, RemoteConversation};
 use crate::conversation::Conversation;
 use crate::duration;
 use crate::error::BadInput;
@@ -199,25 +199,7 @@ async fn conversation(
     remote: &RemoteWorkspace,
     model: &mut AgentModel,
 ) -> Result<Box<dyn Conversation>> {
-    let options = RemoteOptions {
-        conversation_id: config.conversation_id.clone(),
-        max_iterations: config.max_iterations,
-        max_budget_usd: config.max_budget_usd,
-        stuck_detection: config.stuck_detection,
-        condenser: config.condenser.clone(),
-        agent_context: config.repo_context.agent_context_json(),
-        hook_config: config.repo_context.hook_config_json(),
-        mcp_config: config.mcp.clone(),
-        mcp_secrets: config.mcp_secrets(),
-        security: config.security.clone(),
-        headless: Some(config.headless),
-        secrets: config
-            .secrets
-            .iter()
-            .chain(&model.secrets)
-            .cloned()
-            .collect(),
-    };
+    let options = super::remote_options(config, model.secrets.iter().cloned());
     let conversation = RemoteConversation::create(remote, model.spec.clone(), options).await?;
     Ok(Box::new(conversation))
 }
