@@ -13,9 +13,9 @@ use reqwest::{Method, StatusCode};
 use super::conversation_path;
 use super::RemoteConversation;
 use crate::conversation::RunEnd;
+use crate::http::retry::{self, RetryPolicy, Verdict};
 use crate::protocol::event::EventBody;
 use crate::protocol::state::ExecutionStatus;
-use crate::http::retry::{self, RetryPolicy, Verdict};
 
 /// How often `run` asks the server for the status, in case the socket misses it.
 const STATUS_POLL: Duration = Duration::from_secs(2);
