@@ -43,6 +43,21 @@ fn risky_then_safe() -> common::Script {
     ])
 }
 
+/// Two MEDIUM-risk steps: the one a test approves (`touch approved`), then one that must run
+/// without asking once the policy is NeverConfirm (`touch unasked`).
+fn approved_then_unasked() -> common::Script {
+    calls(vec![
+        (
+            "terminal",
+            json!({"command": "touch approved", "security_risk": "MEDIUM"}),
+        ),
+        (
+            "terminal",
+            json!({"command": "touch unasked", "security_risk": "MEDIUM"}),
+        ),
+    ])
+}
+
 fn run_local(llm: &FakeLlm, repo: &Path, out: &Path, extra: &[&str]) -> common::Run {
     run(common::run_against(llm, repo, out)
         .args(["--workspace", "local", "--llm-api-key", "sk-confirm-0000"])
@@ -274,16 +289,7 @@ async fn the_server_waits_for_confirmation_and_a_rejection_reaches_the_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_runs_the_waiting_action_and_policies_change_live() {
-    let llm = FakeLlm::start(calls(vec![
-        (
-            "terminal",
-            json!({"command": "touch approved", "security_risk": "MEDIUM"}),
-        ),
-        (
-            "terminal",
-            json!({"command": "touch unasked", "security_risk": "MEDIUM"}),
-        ),
-    ]));
+    let llm = FakeLlm::start(approved_then_unasked());
     let server = Server::start();
     let body = create_body(
         &llm,
@@ -325,16 +331,7 @@ async fn accepting_runs_the_waiting_action_and_policies_change_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_action_still_goes_through_the_pre_tool_use_hook() {
-    let llm = FakeLlm::start(calls(vec![
-        (
-            "terminal",
-            json!({"command": "touch approved", "security_risk": "MEDIUM"}),
-        ),
-        (
-            "terminal",
-            json!({"command": "touch unasked", "security_risk": "MEDIUM"}),
-        ),
-    ]));
+    let llm = FakeLlm::start(approved_then_unasked());
     let server = Server::start();
     let mut body = create_body(
         &llm,

@@ -127,13 +127,8 @@ fn a_run_offers_the_mcp_tools_uses_them_and_records_mcp_events() {
         .expect("an echo action");
     assert_eq!(action["action"]["kind"], "MCPToolAction");
     assert_eq!(action["action"]["data"], json!({"text": "hello"}));
-    let obs = kinds(&events, "ObservationEvent")
-        .into_iter()
-        .find(|o| o["tool_name"] == "echo")
-        .expect("an echo observation");
-    assert_eq!(obs["observation"]["kind"], "MCPToolObservation");
+    let obs = echo_observation(&events);
     assert_eq!(obs["observation"]["tool_name"], "echo");
-    assert_eq!(obs["observation"]["is_error"], false);
     assert_eq!(obs["action_id"], action["id"]);
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains("tok-forwarded-by-name-42"));
@@ -262,12 +257,7 @@ fn a_streamable_http_server_gets_its_bearer_token_by_name_and_serves_the_run() {
     let note = std::fs::read_to_string(web.dir.path().join("h.txt")).unwrap();
     assert_eq!(note, "via http");
     let events = trajectory(out.path());
-    let obs = kinds(&events, "ObservationEvent")
-        .into_iter()
-        .find(|o| o["tool_name"] == "echo")
-        .expect("an echo observation");
-    assert_eq!(obs["observation"]["kind"], "MCPToolObservation");
-    assert_eq!(obs["observation"]["is_error"], false);
+    echo_observation(&events);
     let all = format!("{}{}", serde_json::to_string(&events).unwrap(), r.stderr);
     assert!(!all.contains("bearer-by-name-5150"));
     assert!(!all.contains("url-secret-31"));
@@ -548,4 +538,15 @@ async fn a_conversation_loaded_back_after_a_restart_reconnects_its_mcp_servers()
         tool_names(&reqs[0].body),
         tool_names(&reqs.last().unwrap().body)
     );
+}
+
+/// The observation of the `echo` MCP tool in `events`: an `MCPToolObservation`, not an error.
+fn echo_observation(events: &[Value]) -> &Value {
+    let obs = kinds(events, "ObservationEvent")
+        .into_iter()
+        .find(|o| o["tool_name"] == "echo")
+        .expect("an echo observation");
+    assert_eq!(obs["observation"]["kind"], "MCPToolObservation");
+    assert_eq!(obs["observation"]["is_error"], false);
+    obs
 }
