@@ -237,6 +237,10 @@ fn a_sandbox_server_killed_mid_run_is_reported_and_the_outputs_are_written() {
     assert_eq!(result["status"], "error", "{result}");
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("agent-server"), "{error}");
+    // Reported as the container's end, from the engine, at the first failed poll: not after
+    // the minute of retries an unreachable server gets.
+    assert!(error.contains("exited with code 137"), "{error}");
+    assert!(r.stderr.matches("retrying").count() <= 2, "{}", r.stderr);
     assert!(
         kinds(&trajectory(out.path()), "ActionEvent").len() >= 2,
         "the trajectory so far is kept"

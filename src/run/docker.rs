@@ -41,7 +41,9 @@ pub async fn open(config: &RunConfig, repo_dir: &Path) -> Result<DockerSession> 
     );
     let (spec, relay) = agent_spec(config, &workspace).await?;
     let remote_options = super::remote_options(config, relay.iter().map(|r| r.token().to_string()));
-    let conversation = RemoteConversation::create(workspace.remote(), spec, remote_options).await?;
+    let mut conversation =
+        RemoteConversation::create(workspace.remote(), spec, remote_options).await?;
+    conversation.watch_sandbox(workspace.clone());
     Ok(DockerSession {
         workspace,
         conversation: Box::new(conversation),

@@ -237,6 +237,14 @@ pub trait Workspace: Send + Sync {
 
     /// Releases the workspace (stops and removes a sandbox). Idempotent.
     async fn close(&self) -> Result<(), WorkspaceError>;
+
+    /// The error saying the sandbox has stopped for good (its container exited), or `None`
+    /// while it runs or where the workspace cannot tell. Asked when the agent-server stops
+    /// answering, so that a dead sandbox is reported at once, not after the minute of retries
+    /// an unreachable server gets.
+    async fn stopped(&self) -> Option<WorkspaceError> {
+        None
+    }
 }
 
 #[cfg(test)]

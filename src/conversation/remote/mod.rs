@@ -83,6 +83,9 @@ pub struct RemoteConversation {
     runnings: u64,
     /// How `run` answers actions that wait for confirmation (CI); `None`: it returns.
     headless: Option<crate::agent::security::Headless>,
+    /// The sandbox the server runs in, asked whether it stopped when the server stops
+    /// answering ([`Self::watch_sandbox`]).
+    sandbox: Option<Arc<dyn Workspace>>,
 }
 
 impl RemoteConversation {
@@ -119,11 +122,19 @@ impl RemoteConversation {
             fatal: None,
             full_states: 0,
             runnings: 0,
+            sandbox: None,
         };
         conv.apply_info(&info);
         conv.sync_events().await?;
         conv.spawn_stream(tx);
         Ok(conv)
+    }
+
+    /// Watches the sandbox the server runs in: when the server stops answering and the
+    /// sandbox has stopped (its container exited), the run ends at once with what happened to
+    /// it, instead of after the retries an unreachable server gets.
+    pub fn watch_sandbox(&mut self, sandbox: Arc<dyn Workspace>) {
+        self.sandbox = Some(sandbox);
     }
 
     /// The server's base URL.

@@ -3,6 +3,8 @@
 //! `execution_status` (from the socket, with `GET /api/conversations/{id}` every 2 s as a
 //! fallback, trusted after two agreeing answers), waiting briefly for trailing events (the
 //! `ConversationErrorEvent` follows the `error` status), and mapping the end to a `RunEnd`.
+//! An unreachable server gets 30 failed polls (about a minute) before the run fails, unless
+//! its watched sandbox has stopped: then the run fails at the first failed poll.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -89,7 +91,15 @@ impl RemoteConversation {
                     self.id
                 )
             }
-            Err(e) if e.status.is_none() && poll.failures < MAX_POLL_FAILURES => {
+            Err(e) if e.status.is_none() => {
+                if let Some(sandbox) = &self.sandbox {
+                    if let Some(gone) = sandbox.stopped().await {
+                        bail!("the agent-server stopped with its sandbox: {gone}");
+                    }
+                }
+                if poll.failures >= MAX_POLL_FAILURES {
+                    return Err(e.into());
+                }
                 poll.failures += 1;
                 tracing::warn!("{e}; retrying");
                 return Ok(None);

@@ -198,6 +198,29 @@ pub async fn is_running(docker: &Docker, id: &str) -> Option<bool> {
     info.state.and_then(|s| s.running)
 }
 
+/// How the container ended when it no longer runs ("exited with code 137"), or `None` while
+/// it runs (paused included) or when the engine cannot tell (unreachable, say).
+pub async fn how_it_stopped(docker: &Docker, id: &str) -> Option<String> {
+    let state = match docker.inspect_container(id, None).await {
+        Ok(info) => info.state?,
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Some("was removed".into()),
+        Err(_) => return None,
+    };
+    if state.running != Some(false) {
+        return None;
+    }
+    let mut how = match state.exit_code {
+        Some(code) => format!("exited with code {code}"),
+        None => "stopped".to_string(),
+    };
+    if state.oom_killed == Some(true) {
+        how.push_str(" (killed for lack of memory: raise --memory or leave it unset)");
+    }
+    Some(how)
+}
+
 /// The container's last `lines` lines of output (stdout and stderr), for error messages.
 pub async fn last_logs(docker: &Docker, id: &str, lines: usize) -> String {
     let options = LogsOptionsBuilder::new()

@@ -328,7 +328,7 @@ impl DockerWorkspace {
     }
 
     /// An error saying what happened to the container, with its last log lines.
-    async fn died(&self, why: &str) -> WorkspaceError {
+    pub(super) async fn died(&self, why: &str) -> WorkspaceError {
         let logs = engine::last_logs(&self.docker, &self.container_id, LOG_LINES).await;
         WorkspaceError::SandboxGone(format!(
             "docker: container {} {why}; its last log lines:\n{logs}",

@@ -107,6 +107,11 @@ impl Workspace for DockerWorkspace {
             .await
             .map_err(engine::error("remove the sandbox's network"))
     }
+
+    async fn stopped(&self) -> Option<WorkspaceError> {
+        let how = engine::how_it_stopped(&self.docker, &self.container_id).await?;
+        Some(self.died(&format!("{how} while the run went on")).await)
+    }
 }
 
 impl Drop for DockerWorkspace {
