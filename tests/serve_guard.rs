@@ -128,9 +128,10 @@ fn the_server_exits_when_its_parent_dies() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("server.pid");
     let binary = env!("CARGO_BIN_EXE_sandcrab");
-    // A parent shell that starts the server, then waits; the server's pid goes to a file.
+    // A parent shell that starts the server, then becomes `sleep` (exec: killing it leaves no
+    // orphan behind); the server's pid goes to a file.
     let script = format!(
-        "{binary} serve --port 0 --exit-when-parent-gone --working-dir {d} --conversations-dir {d}/c >/dev/null 2>&1 & echo $! > {p}; sleep 600",
+        "{binary} serve --port 0 --exit-when-parent-gone --working-dir {d} --conversations-dir {d}/c >/dev/null 2>&1 & echo $! > {p}; exec sleep 600",
         d = dir.path().display(),
         p = pidfile.display()
     );
