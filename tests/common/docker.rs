@@ -50,8 +50,10 @@ pub fn labelled_networks(label: &str) -> Vec<String> {
     out.lines().map(String::from).collect()
 }
 
-/// The static agent-server, built once per test binary with the `static-test` profile (release
-/// semantics, no LTO: a rebuild after a change in src/ takes seconds, not minutes).
+/// The static agent-server, built with the `static-test` profile (release semantics, no LTO: a
+/// rebuild after a change in src/ takes seconds, not minutes). The first test to ask builds it;
+/// tests asking meanwhile (nextest runs each in its own process) wait on cargo's lock and then
+/// find it up to date.
 pub fn static_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
