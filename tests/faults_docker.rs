@@ -6,10 +6,9 @@ mod common;
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::docker::*;
 use common::*;
@@ -44,46 +43,6 @@ fn remove_labelled(label: &str) {
     }
     for id in labelled_networks(label) {
         let _ = docker(&["network", "rm", &id]);
-    }
-}
-
-/// A spawned run, killed by its PID if the test ends first.
-struct Running(Option<Child>);
-
-impl Running {
-    fn finish(mut self) -> Run {
-        let output = self.0.take().unwrap().wait_with_output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(cmd: &mut std::process::Command) -> Running {
-    Running(Some(
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ))
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -189,10 +148,12 @@ fn losing_the_engine_mid_run_is_reported_and_the_outputs_are_written() {
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
     let proxy = EngineProxy::start();
-    let running = spawn(
+    let running = Running::spawn(
         docker_run(&label, &llm, repo.path(), out.path()).env("DOCKER_HOST", proxy.docker_host()),
     );
-    wait_for("the second model call", || llm.recorded().len() >= 2);
+    wait_until("the second model call", Duration::from_secs(120), || {
+        llm.recorded().len() >= 2
+    });
     proxy.cut();
     let r = running.finish();
     let left = labelled(&label);
@@ -223,8 +184,10 @@ fn a_sandbox_server_killed_mid_run_is_reported_and_the_outputs_are_written() {
     let llm = FakeLlm::start(terminal_steps(100, Duration::from_millis(200)));
     let repo = git_repo(&[("a.txt", "a\n")]);
     let out = tempfile::tempdir().unwrap();
-    let running = spawn(&mut docker_run(&label, &llm, repo.path(), out.path()));
-    wait_for("three model calls", || llm.recorded().len() >= 3);
+    let running = Running::spawn(&mut docker_run(&label, &llm, repo.path(), out.path()));
+    wait_until("three model calls", Duration::from_secs(120), || {
+        llm.recorded().len() >= 3
+    });
     // The agent-server is the container's PID 1: killing it stops the sandbox.
     let id = labelled(&label).pop().expect("the sandbox runs");
     docker(&["kill", "--signal", "KILL", &id]).unwrap();

@@ -237,30 +237,7 @@ fn sandcrab_run_in_apptainer_relays_the_key_and_a_second_signal_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let sif = sif_file(dir.path());
     let run_cmd = |out: &Path, llm_url: &str| {
-        let mut cmd = common::sandcrab();
-        cmd.args([
-            "run",
-            "--workspace",
-            "apptainer",
-            "--model",
-            "openai/fake",
-            "--llm-api-key",
-            "real-llm-key-42",
-        ])
-        .args(["--llm-base-url", llm_url, "--prompt", "two steps"])
-        .arg("--apptainer-sif")
-        .arg(&sif)
-        .arg("--apptainer-program")
-        .arg(standin.program())
-        .arg("--sandbox-binary")
-        .arg(common::docker::static_binary())
-        .arg("--sandbox-workdir")
-        .arg(dir.path())
-        .arg("--repo-dir")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out);
-        cmd
+        apptainer_run(&standin, &sif, dir.path(), repo.path(), out, llm_url)
     };
     let run = common::run(&mut run_cmd(&dir.path().join("out"), &llm.openai_url()));
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -316,4 +293,107 @@ fn sandcrab_run_in_apptainer_relays_the_key_and_a_second_signal_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `sandcrab run --workspace apptainer` through the stand-in, the container's working
+/// directory at `workdir`, a model at `llm_url` reached through the relay.
+fn apptainer_run(
+    standin: &Standin,
+    sif: &Path,
+    workdir: &Path,
+    repo: &Path,
+    out: &Path,
+    llm_url: &str,
+) -> std::process::Command {
+    let mut cmd = common::sandcrab();
+    cmd.args([
+        "run",
+        "--workspace",
+        "apptainer",
+        "--model",
+        "openai/fake",
+        "--llm-api-key",
+        "real-llm-key-42",
+    ])
+    .args(["--llm-base-url", llm_url, "--prompt", "two steps"])
+    .arg("--apptainer-sif")
+    .arg(sif)
+    .arg("--apptainer-program")
+    .arg(standin.program())
+    .arg("--sandbox-binary")
+    .arg(common::docker::static_binary())
+    .arg("--sandbox-workdir")
+    .arg(workdir)
+    .arg("--repo-dir")
+    .arg(repo)
+    .arg("--out")
+    .arg(out);
+    cmd
+}
+
+#[test]
+fn a_container_killed_mid_run_ends_the_run_at_once_with_what_happened() {
+    let standin = Standin::new();
+    let llm = common::FakeLlm::start(common::terminal_steps(100, Duration::from_millis(200)));
+    let repo = common::git_repo(&[("a.txt", "a\n")]);
+    let dir = tempfile::tempdir().unwrap();
+    let sif = sif_file(dir.path());
+    let out = dir.path().join("out");
+    let mut cmd = apptainer_run(
+        &standin,
+        &sif,
+        dir.path(),
+        repo.path(),
+        &out,
+        &llm.openai_url(),
+    );
+    let running = common::Running::spawn(&mut cmd);
+    common::wait_until("three model calls", Duration::from_secs(120), || {
+        llm.recorded().len() >= 3
+    });
+    let needle = format!(
+        "serve --host 127.0.0.1 --port 0 --working-dir {}",
+        dir.path().display()
+    );
+    let servers = processes_with(&needle);
+    assert!(!servers.is_empty(), "the container runs");
+    for pid in servers {
+        // SAFETY: the agent-server this test's run started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let r = running.finish();
+    assert_eq!(r.code, 1, "the run failed: {}", r.stderr);
+    let result = common::result_json(&out);
+    let error = result["error"].as_str().unwrap();
+    // From the container's process, at the first failed polls: not after the minute of
+    // retries an unreachable agent-server gets.
+    assert!(error.contains("apptainer: the container ended"), "{error}");
+    assert!(r.stderr.matches("retrying").count() <= 2, "{}", r.stderr);
+    assert!(out.join("changes.patch").exists());
+}
+
+#[tokio::test]
+async fn a_running_container_has_not_stopped_and_a_killed_one_has() {
+    let standin = Standin::new();
+    let workdir = tempfile::tempdir().unwrap();
+    let sif = sif_file(standin.dir.path());
+    let ws = ApptainerWorkspace::start(
+        options(&standin, SifSource::File(sif), workdir.path()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(ws.stopped().await.is_none(), "it runs");
+    // SAFETY: the process group of the container this test started.
+    unsafe { libc::kill(-ws.process_group(), libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let gone = loop {
+        if let Some(e) = ws.stopped().await {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "not seen as stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(matches!(gone, WorkspaceError::SandboxGone(_)), "{gone:?}");
+    assert!(gone.to_string().contains("signal: 9"), "{gone}");
 }

@@ -104,9 +104,10 @@ async fn open_cloud(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSessio
         direct_model(config, ws.remote()).await?
     };
     model.secrets.push(ws.session_key().to_string());
-    let conversation = conversation(config, ws.remote(), &mut model).await?;
+    let ws = Arc::new(ws);
+    let conversation = conversation(config, ws.clone(), ws.remote(), &mut model).await?;
     give_cloud_secrets(&ws, conversation.id(), s.cloud_secrets.as_deref()).await;
-    Ok(session(Arc::new(ws), conversation, model))
+    Ok(session(ws, conversation, model))
 }
 
 async fn open_runtime_api(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSession> {
@@ -145,8 +146,9 @@ async fn open_runtime_api(config: &RunConfig, repo_dir: &Path) -> Result<Sandbox
     model
         .secrets
         .extend(ws.remote().api().api_key().map(String::from));
-    let conversation = conversation(config, ws.remote(), &mut model).await?;
-    Ok(session(Arc::new(ws), conversation, model))
+    let ws = Arc::new(ws);
+    let conversation = conversation(config, ws.clone(), ws.remote(), &mut model).await?;
+    Ok(session(ws, conversation, model))
 }
 
 async fn open_apptainer(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSession> {
@@ -176,8 +178,9 @@ async fn open_apptainer(config: &RunConfig, repo_dir: &Path) -> Result<SandboxSe
         .await
         .map_err(|e| BadInput::new(e.to_string()))?;
     let mut model = relayed_model(config, ws.remote()).await?;
-    let conversation = conversation(config, ws.remote(), &mut model).await?;
-    Ok(session(Arc::new(ws), conversation, model))
+    let ws = Arc::new(ws);
+    let conversation = conversation(config, ws.clone(), ws.remote(), &mut model).await?;
+    Ok(session(ws, conversation, model))
 }
 
 fn session(
@@ -194,13 +197,17 @@ fn session(
     }
 }
 
+/// The conversation on the sandbox's agent-server, watching the sandbox (a sandbox that stops
+/// mid-run ends the run at once).
 async fn conversation(
     config: &RunConfig,
+    sandbox: Arc<dyn Workspace>,
     remote: &RemoteWorkspace,
     model: &mut AgentModel,
 ) -> Result<Box<dyn Conversation>> {
     let options = super::remote_options(config, model.secrets.iter().cloned());
-    let conversation = RemoteConversation::create(remote, model.spec.clone(), options).await?;
+    let mut conversation = RemoteConversation::create(remote, model.spec.clone(), options).await?;
+    conversation.watch_sandbox(sandbox);
     Ok(Box::new(conversation))
 }
 

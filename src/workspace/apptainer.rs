@@ -94,6 +94,8 @@ pub struct ApptainerWorkspace {
     pgid: i32,
     scratch: PathBuf,
     closed: AtomicBool,
+    /// The container's last lines of stderr, for the error when it exits mid-run.
+    log: Log,
 }
 
 impl ApptainerWorkspace {
@@ -145,6 +147,7 @@ impl ApptainerWorkspace {
             pgid,
             scratch,
             closed: AtomicBool::new(false),
+            log: log.clone(),
         };
         ws.register_release();
         if let Err(e) = ws.remote.wait_until_alive(opts.start_timeout).await {
@@ -159,6 +162,19 @@ impl ApptainerWorkspace {
 
     pub fn remote(&self) -> &RemoteWorkspace {
         &self.remote
+    }
+
+    /// The error saying the container's process has exited (killed, say), with its last
+    /// output; `None` while it runs and once the workspace is closed.
+    fn sandbox_stopped(&self) -> Option<WorkspaceError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let status = self.child.lock().ok()?.as_mut()?.try_wait().ok()??;
+        let log = self.log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        Some(WorkspaceError::SandboxGone(format!(
+            "apptainer: the container ended ({status}) while the run went on; its last output:\n{log}"
+        )))
     }
 
     /// The process group of the container (the `apptainer` process's id).
@@ -209,7 +225,7 @@ impl ApptainerWorkspace {
     }
 }
 
-remote_sandbox_workspace!(ApptainerWorkspace, WorkspaceKind::Apptainer);
+remote_sandbox_workspace!(ApptainerWorkspace, WorkspaceKind::Apptainer, stopped: sandbox_stopped);
 
 impl Drop for ApptainerWorkspace {
     fn drop(&mut self) {

@@ -1,11 +1,12 @@
 //! `remote_sandbox_workspace!`: the `Workspace` impl shared by the sandboxes that are an
 //! agent-server reached over HTTP and nothing else (Cloud, Runtime API, Apptainer). Commands,
 //! files and git go to the inner `RemoteWorkspace` (field `remote`); pause, resume and close
-//! go to the type's own `pause_sandbox`, `resume_sandbox` and `close_sandbox`.
+//! go to the type's own `pause_sandbox`, `resume_sandbox` and `close_sandbox`; `stopped` to
+//! the method named after `stopped:`, when one is.
 
 /// Implements `Workspace` for `$ty` (with a `remote: RemoteWorkspace` field) as `$kind`.
 macro_rules! remote_sandbox_workspace {
-    ($ty:ty, $kind:expr) => {
+    ($ty:ty, $kind:expr $(, stopped: $stopped:ident)?) => {
         #[async_trait::async_trait]
         impl $crate::workspace::Workspace for $ty {
             fn kind(&self) -> $crate::workspace::WorkspaceKind {
@@ -66,6 +67,12 @@ macro_rules! remote_sandbox_workspace {
             async fn close(&self) -> Result<(), $crate::workspace::WorkspaceError> {
                 self.close_sandbox().await
             }
+
+            $(
+                async fn stopped(&self) -> Option<$crate::workspace::WorkspaceError> {
+                    self.$stopped()
+                }
+            )?
         }
     };
 }

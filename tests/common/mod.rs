@@ -111,6 +111,56 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// A spawned `sandcrab run` (stdout and stderr captured), killed by its PID if the test ends
+/// before it does.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sandcrab starts");
+        Running(Some(child))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    /// Waits for the end; its output as text.
+    pub fn finish(mut self) -> Run {
+        let output = self.0.take().unwrap().wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `done` every 50 ms; fails the test, naming `what`, after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A git repository in a temp dir with `files` committed on `main`.
 pub fn git_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
