@@ -29,6 +29,22 @@ fn sif_file(dir: &Path) -> std::path::PathBuf {
     sif
 }
 
+/// A workspace from a SIF file in the stand-in's directory, with nothing copied in.
+async fn start_with_sif(standin: &Standin, workdir: &Path) -> ApptainerWorkspace {
+    let sif = sif_file(standin.dir.path());
+    ApptainerWorkspace::start(options(standin, SifSource::File(sif), workdir), None)
+        .await
+        .unwrap()
+}
+
+/// What the agent-server's command line holds when its working directory is `workdir`.
+fn server_cmdline(workdir: &Path) -> String {
+    format!(
+        "serve --host 127.0.0.1 --port 0 --working-dir {}",
+        workdir.display()
+    )
+}
+
 #[tokio::test]
 async fn exec_contains_the_server_binds_the_copy_and_close_ends_the_group() {
     let standin = Standin::new();
@@ -185,13 +201,7 @@ async fn an_image_is_built_into_the_cache_once_and_reused() {
 async fn dropping_ends_the_group_and_pause_is_unsupported() {
     let standin = Standin::new();
     let workdir = tempfile::tempdir().unwrap();
-    let sif = sif_file(standin.dir.path());
-    let ws = ApptainerWorkspace::start(
-        options(&standin, SifSource::File(sif), workdir.path()),
-        None,
-    )
-    .await
-    .unwrap();
+    let ws = start_with_sif(&standin, workdir.path()).await;
     assert!(matches!(
         ws.pause().await,
         Err(WorkspaceError::Unsupported { .. })
@@ -274,10 +284,7 @@ fn sandcrab_run_in_apptainer_relays_the_key_and_a_second_signal_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let needle = format!(
-        "serve --host 127.0.0.1 --port 0 --working-dir {}",
-        dir.path().display()
-    );
+    let needle = server_cmdline(dir.path());
     assert!(!processes_with(&needle).is_empty(), "the container runs");
     for _ in 0..2 {
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -351,10 +358,7 @@ fn a_container_killed_mid_run_ends_the_run_at_once_with_what_happened() {
     common::wait_until("three model calls", Duration::from_secs(120), || {
         llm.recorded().len() >= 3
     });
-    let needle = format!(
-        "serve --host 127.0.0.1 --port 0 --working-dir {}",
-        dir.path().display()
-    );
+    let needle = server_cmdline(dir.path());
     let servers = processes_with(&needle);
     assert!(!servers.is_empty(), "the container runs");
     for pid in servers {
@@ -376,13 +380,7 @@ fn a_container_killed_mid_run_ends_the_run_at_once_with_what_happened() {
 async fn a_running_container_has_not_stopped_and_a_killed_one_has() {
     let standin = Standin::new();
     let workdir = tempfile::tempdir().unwrap();
-    let sif = sif_file(standin.dir.path());
-    let ws = ApptainerWorkspace::start(
-        options(&standin, SifSource::File(sif), workdir.path()),
-        None,
-    )
-    .await
-    .unwrap();
+    let ws = start_with_sif(&standin, workdir.path()).await;
     assert!(ws.stopped().await.is_none(), "it runs");
     // SAFETY: the process group of the container this test started.
     unsafe { libc::kill(-ws.process_group(), libc::SIGKILL) };
